@@ -24,7 +24,8 @@ def _compiled(expression: str) -> Any:
     try:
         return jq.compile(expression)
     except ValueError as exc:
-        raise ValueError(f"bad jq expression {expression!r}: {exc}") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "syntax error"
+        raise ValueError(f"bad jq expression {expression!r}: {first}") from None
 
 
 def jq_all(expression: str, data: Any) -> list[Any]:
