@@ -1,0 +1,175 @@
+"""The local platform with the real payment-service: routing, readiness gate, restarts,
+scale-down, and cleanup (no orphan process, port or directory)."""
+from __future__ import annotations
+
+import http.client
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from fixtures.local.platform import LocalConfig, LocalPlatform, stand_up
+from fixtures.platform import PlatformError
+from tests.integration.conftest import ROOT, pids_of, port_open
+
+pytestmark = pytest.mark.slow
+
+
+def colour_of(url: str) -> str:
+    return requests.get(f"{url}/health", timeout=5).headers["X-App-Color"]
+
+
+def wait_for(predicate, what: str, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_service_and_previews_reach_the_right_colour(platform):
+    assert {colour_of(platform.service_url) for _ in range(5)} == {"blue"}
+    assert colour_of(platform.preview_url("green")) == "green"
+    assert colour_of(platform.preview_url("blue")) == "blue"
+    assert platform.active_color() == "blue"
+    assert platform.target().redacted()["active_color"] == "blue"
+    assert "admin_token" not in platform.target().redacted()
+
+
+def test_switch_moves_new_connections_and_keeps_established_ones(platform):
+    kept = http.client.HTTPConnection("127.0.0.1", platform.fronts["service"].port, timeout=5)
+    kept.request("GET", "/health")
+    first = kept.getresponse()
+    first.read()
+    assert first.headers["X-App-Color"] == "blue"
+    platform.route_to("green")
+    wait_for(lambda: colour_of(platform.service_url) == "green", "new connections on green")
+    kept.request("GET", "/health")
+    again = kept.getresponse()
+    again.read()
+    assert again.headers["X-App-Color"] == "blue"  # conntrack: established stays
+    patched = platform.events.named("selector patched")[-1]
+    applied = [e for e in platform.events.named("endpoints changed")
+               if e.detail["front"] == "service" and e.t >= patched.t][0]
+    # the front applied the new set no sooner than the propagation delay
+    assert applied.t - patched.t >= platform.config.propagation_delay - 0.01
+
+
+def test_readiness_gate_takes_a_failing_replica_out_and_back(platform):
+    platform.apply_fault("blue", {"readiness_fail": True})
+    wait_for(lambda: not platform.front_endpoints("service"), "blue out of the endpoints")
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{platform.service_url}/health", timeout=5)
+    assert platform.events.named("replica unready")
+    platform.apply_fault("blue", {"readiness_fail": False})
+    wait_for(lambda: platform.front_endpoints("service"), "blue back in the endpoints")
+    assert colour_of(platform.service_url) == "blue"
+
+
+def test_a_killed_replica_is_restarted_and_readmitted(platform):
+    before = platform.replicas("blue")[0]
+    platform.kill_replica("blue", signal.SIGKILL)
+    wait_for(lambda: platform.replicas("blue")[0].restarts == 1, "a restart")
+    platform.wait_ready("blue", timeout=20)
+    after = platform.replicas("blue")[0]
+    assert after.pid != before.pid and after.ready
+    ended = [e for e in platform.events.named("replica terminated") if not e.detail["expected"]]
+    assert ended and ended[0].detail["code"] == -signal.SIGKILL
+
+
+def test_scale_down_takes_replicas_out_and_stops_them(platform):
+    platform.scale("green", 0)
+    wait_for(lambda: not platform.replicas("green"), "green replicas gone", timeout=20)
+    wait_for(lambda: not platform.front_endpoints("preview-green"), "green preview emptied")
+    names = [e.name for e in platform.events if e.detail.get("color") == "green"]
+    assert names.index("replica terminating") < names.index("replica terminated")
+
+
+def test_deploy_replaces_replicas_with_the_new_version(platform):
+    platform.deploy("green", "v2.0.0")
+    platform.wait_ready("green", timeout=30)
+    r = requests.get(f"{platform.preview_url('green')}/health", timeout=5)
+    wait_for(lambda: requests.get(f"{platform.preview_url('green')}/health", timeout=5)
+             .headers["X-App-Version"] == "v2.0.0", "v2.0.0 behind the green preview")
+    assert r.status_code == 200
+    assert [x.version for x in platform.replicas("green")] == ["v2.0.0"]
+
+
+def test_a_replica_that_crashes_on_start_fails_wait_ready_with_its_reason(bare_platform):
+    bare_platform.deploy("blue", "v1", faults={"crash_on_start": True})
+    bare_platform.scale("blue", 1)
+    with pytest.raises(PlatformError) as err:
+        bare_platform.wait_ready("blue", timeout=4)
+    msg = str(err.value)
+    assert "blue not ready after 4 s" in msg and "exited with code 3" in msg, msg
+    assert "\n" not in msg
+
+
+def test_teardown_leaves_no_process_port_or_directory():
+    p = stand_up(LocalConfig(replicas=1))
+    pids = [r.pid for c in ("blue", "green") for r in p.replicas(c)]
+    ports = [p.fronts[n].port for n in p.fronts] + [
+        int(r.url.rsplit(":", 1)[1]) for c in ("blue", "green") for r in p.replicas(c)]
+    workdir = p.workdir
+    p.teardown()
+    p.teardown()  # twice is harmless
+    assert not pids_of(str(workdir)), "replica processes outlived teardown"
+    assert not [port for port in ports if port_open(port)], "ports still open"
+    assert not workdir.exists()
+    assert all(pid for pid in pids)
+
+
+def test_port_in_use_is_one_line_and_leaves_nothing(platform):
+    busy = platform.fronts["service"].port
+    with pytest.raises(PlatformError) as err:
+        LocalPlatform(LocalConfig(service_port=busy))
+    assert str(err.value).startswith(f"port {busy} on 127.0.0.1 is already in use")
+
+
+def test_ctrl_c_on_the_cli_stops_everything():
+    proc = subprocess.Popen([sys.executable, "-m", "fixtures.local", "up", "--replicas", "1"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        while not any(line.startswith("Token:") for line in lines):
+            line = proc.stdout.readline()
+            assert line, f"platform CLI ended early: {lines}"
+            lines.append(line)
+        workdir = next(line.split(": ", 1)[1].strip() for line in lines
+                       if line.startswith("Workdir:"))
+        assert len(pids_of(workdir)) == 2  # one replica per colour
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not pids_of(workdir)
+
+
+def test_replicas_die_with_a_harness_killed_by_sigkill():
+    """No orphans even when the harness gets no chance to clean up (PR_SET_PDEATHSIG)."""
+    proc = subprocess.Popen([sys.executable, "-m", "fixtures.local", "up", "--replicas", "1"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    workdir = "/nonexistent"
+    lines = []
+    try:
+        while not any(line.startswith("Token:") for line in lines):
+            line = proc.stdout.readline()
+            assert line, f"platform CLI ended early: {lines}"
+            lines.append(line)
+        workdir = next(line.split(": ", 1)[1].strip() for line in lines
+                       if line.startswith("Workdir:"))
+        assert pids_of(workdir)
+        proc.kill()
+        proc.wait(10)
+        wait_for(lambda: not pids_of(workdir), "replicas to die with their harness")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        shutil.rmtree(workdir, ignore_errors=True)  # the one thing a SIGKILL cannot clean
