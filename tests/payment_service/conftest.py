@@ -219,3 +219,73 @@ def wait_settled(svc: Service, payment_id: str, timeout: float = 15) -> dict[str
         body = svc.get(f"/api/payments/{payment_id}").json()
         return body if body["status"] in ("completed", "failed") else None
     return wait_until(settled, timeout, f"payment {payment_id} to complete or fail")
+
+
+# -- PostgreSQL (a throwaway cluster, when the server binaries are installed) -----------------------
+
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
+        return str(candidate)
+    return None
+
+
+PG_AVAILABLE = all(_pg_bin(n) for n in ("initdb", "pg_ctl"))
+# The postgresql case exists only where a server can be started; sqlite always runs.
+BACKENDS = ["sqlite", "postgresql"] if PG_AVAILABLE else ["sqlite"]
+
+
+def _as_pg_user(cmd: list[str]) -> list[str]:
+    # initdb and postgres refuse to run as root
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    import pwd
+    import tempfile
+    workdir = Path(tempfile.mkdtemp(prefix="zd-pg-"))
+    if os.geteuid() == 0:
+        os.chown(workdir, pwd.getpwnam("postgres").pw_uid, -1)
+    with socket_port() as port:
+        pass
+    data = workdir / "data"
+    subprocess.run(_as_pg_user([_pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
+                   check=True, capture_output=True, timeout=120)
+    subprocess.run(_as_pg_user([_pg_bin("pg_ctl"), "-D", str(data), "-l", str(workdir / "log"), "-w", "-o",
+                                f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
+                                "-c max_connections=200", "start"]),
+                   check=True, capture_output=True, timeout=60)
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run(_as_pg_user([_pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+                       capture_output=True, timeout=60)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def socket_port() -> Iterator[int]:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
+
+
+@pytest.fixture
+def database(request: pytest.FixtureRequest, tmp_path: Path, template_db: Path) -> str:
+    """A freshly migrated database of the backend the test is parametrized with."""
+    if request.param == "sqlite":
+        return fresh_db(template_db, tmp_path)
+    server = request.getfixturevalue("postgres_server")
+    name = f"zd_{os.getpid()}_{next(_counter)}"
+    engine = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    engine.dispose()
+    url = f"{server}/{name}"
+    result = cli("migrate", env=base_env(url))
+    assert result.returncode == 0, result.stderr
+    return url

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import AUTH, Service, add_account, balance, fresh_db, pay, sql, start_service, wait_settled
+from .conftest import AUTH, BACKENDS, Service, add_account, balance, fresh_db, pay, sql, start_service, wait_settled
 
 
 def test_pending_then_completed_moves_money(svc: Service, account) -> None:
@@ -34,10 +34,11 @@ def test_failures_move_nothing(svc: Service, account, setup, reason) -> None:
 
 
 @pytest.mark.slow
-def test_two_processes_share_one_sqlite_file(tmp_path: Path, template_db: Path) -> None:
+@pytest.mark.parametrize("database", BACKENDS, indirect=True)
+def test_two_processes_share_one_database(tmp_path: Path, database: str) -> None:
     """200 concurrent creations with idempotency keys, spread over two replicas (each key sent to
     both), then every payment completes exactly once and the balances add up to the cent."""
-    db_url = fresh_db(template_db, tmp_path)
+    db_url = database
     accounts = [add_account(db_url, f"xp-{i}", "EUR", 1_000_000) for i in range(6)]   # 10000.00 each
     with start_service(tmp_path, db_url, name="blue", REPLICA_NAME="blue-0", APP_COLOR="blue") as blue, \
             start_service(tmp_path, db_url, name="green", REPLICA_NAME="green-0", APP_COLOR="green") as green:
@@ -55,22 +56,36 @@ def test_two_processes_share_one_sqlite_file(tmp_path: Path, template_db: Path) 
 
         with ThreadPoolExecutor(max_workers=16) as pool:
             results = list(pool.map(create, range(200)))
+
+            # And a true race: one key, 16 simultaneous requests split over both replicas.
+            race_body = {"amount": 2.5, "currency": "EUR", "from_account": accounts[0], "to_account": accounts[1]}
+            barrier = __import__("threading").Barrier(16)
+
+            def race(i: int) -> requests.Response:
+                barrier.wait(10)
+                return requests.post(replicas[i % 2].url + "/api/payments", json=race_body, timeout=30,
+                                     headers={**AUTH, "Idempotency-Key": "xp-race"})
+            raced = list(pool.map(race, range(16)))
+        assert [r.status_code for r in raced] == [201] * 16
+        assert len({r.json()["id"] for r in raced}) == 1
+        assert sum(r.headers.get("Idempotent-Replayed") != "true" for r in raced) == 1
+        results.append((raced[0], raced[1]))
         assert all(a.status_code == b.status_code == 201 for a, b in results)
         assert all(a.json()["id"] == b.json()["id"] for a, b in results)
         expected_moves = {a.json()["id"]: a.json() for a, _ in results}
-        assert len(expected_moves) == 200
+        assert len(expected_moves) == 201
 
         def all_settled() -> bool:
             rows = sql(db_url, "SELECT COUNT(*) FROM payments WHERE status IN ('pending', 'processing')")
             return rows[0][0] == 0
         from .conftest import wait_until
-        wait_until(all_settled, 60, "all 200 payments to leave pending")
+        wait_until(all_settled, 60, "all 201 payments to leave pending")
 
         rows = sql(db_url, "SELECT id, status, processed_by, idempotency_key FROM payments")
-        assert len(rows) == 200 and {r.status for r in rows} == {"completed"}
+        assert len(rows) == 201 and {r.status for r in rows} == {"completed"}
         assert {r.processed_by for r in rows} <= {"blue-0", "green-0"}
-        assert len({r.idempotency_key for r in rows}) == 200
-        assert sql(db_url, "SELECT COUNT(*) FROM idempotency_keys WHERE route = 'payments'") == [(200,)]
+        assert len({r.idempotency_key for r in rows}) == 201
+        assert sql(db_url, "SELECT COUNT(*) FROM idempotency_keys WHERE route = 'payments'") == [(201,)]
 
         expected = {a: Decimal("10000.00") for a in accounts}
         for p in expected_moves.values():
