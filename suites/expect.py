@@ -6,11 +6,14 @@ response, so a red gate is readable without re-running anything.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 import jq
 import requests
+
+from fixtures.api import loads
 
 EXCERPT = 400
 
@@ -55,6 +58,22 @@ def body_of(resp: requests.Response) -> Any:
         return resp.json()
     except ValueError:
         raise ExpectationFailed(f"response is not JSON; {excerpt(resp)}") from None
+
+
+def exact_number(resp: requests.Response, key: str) -> Decimal | None:
+    """A top-level JSON number of the body, exactly as written (150.00 -> Decimal('150.00')).
+    None when absent; a failed expectation when present but not a number."""
+    try:
+        data = loads(resp.content)
+    except ValueError:
+        raise ExpectationFailed(f"response is not JSON; {excerpt(resp)}") from None
+    if not isinstance(data, dict) or key not in data:
+        return None
+    value = data[key]
+    if not isinstance(value, Decimal):
+        raise ExpectationFailed(f"{key} is not a JSON number: {json.dumps(value)}; "
+                                f"{excerpt(resp)}")
+    return value
 
 
 def expect_status(resp: requests.Response, *statuses: int) -> None:

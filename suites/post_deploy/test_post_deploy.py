@@ -14,7 +14,8 @@ from decimal import Decimal
 import allure
 import pytest
 
-from suites.expect import ExpectationFailed, body_of, expect_jq, expect_status, jq_value
+from suites.expect import (ExpectationFailed, body_of, exact_number, expect_jq, expect_status,
+                           jq_value)
 from suites.load import burst
 from suites.steps import call
 
@@ -48,8 +49,8 @@ def test_end_to_end_payment_flow(api, zd_settings):
     payment_id = jq_value(".id", created)
     if not payment_id:
         raise ExpectationFailed(f"payment response has no id: {resp.text[:300]}")
-    amount = jq_value(".amount", resp.json(parse_float=Decimal))
-    if amount is not None and Decimal(str(amount)) != Decimal("150.00"):
+    amount = exact_number(resp, "amount")
+    if amount is not None and amount != Decimal("150.00"):
         raise ExpectationFailed(f"payment amount came back as {amount}, sent 150.00")
 
     last: dict = {}
@@ -88,9 +89,9 @@ def test_concurrent_requests(api, zd_settings):
 def _balance(api, account: str) -> Decimal:
     resp = call(api, "GET", f"/api/accounts/{account}/balance")
     expect_status(resp, 200)
-    value = jq_value(".balance", resp.json(parse_float=Decimal, parse_int=Decimal))
-    if not isinstance(value, Decimal):
-        raise ExpectationFailed(f"balance of {account} is not a JSON number: {resp.text[:200]}")
+    value = exact_number(resp, "balance")
+    if value is None:
+        raise ExpectationFailed(f"balance of {account} is missing: {resp.text[:200]}")
     return value
 
 
