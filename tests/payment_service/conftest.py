@@ -47,7 +47,8 @@ def base_env(db_url: str, **overrides: str) -> dict[str, str]:
         "DRAIN_SECONDS", "SHUTDOWN_TIMEOUT_SECONDS", "PAYMENT_PROCESSING_SECONDS", "MAX_BODY_BYTES",
         "EXTERNAL_APIS", "FAULTS")}
     env.update({"PYTHONPATH": str(ROOT), "DATABASE_URL": db_url, "AUTH_TOKEN": TOKEN,
-                "PAYMENT_PROCESSING_SECONDS": "0.2", "DRAIN_SECONDS": "1.0"})
+                # no drain by default: teardown stays fast; the drain tests set their own
+                "PAYMENT_PROCESSING_SECONDS": "0.2", "DRAIN_SECONDS": "0"})
     env.update(overrides)
     return env
 
@@ -103,33 +104,49 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
+def start_services(workdir: Path, db_url: str, specs: dict[str, dict[str, str]],
+                   wait_ready: bool = True) -> Iterator[list[Service]]:
+    """Start several `serve --port 0 --port-file` replicas at once (they share db_url), wait for
+    each on a deadline (readiness 200 unless wait_ready is False), and always stop them all."""
+    procs: list[tuple[str, subprocess.Popen[bytes], Path, Path]] = []
+    try:
+        for name, env in specs.items():
+            port_file, log = workdir / f"{name}.port", workdir / f"{name}.stderr"
+            with open(log, "wb") as err:
+                procs.append((name, subprocess.Popen(
+                    [PYTHON, "-m", "fixtures.payment_service", "serve", "--host", "127.0.0.1", "--port", "0",
+                     "--port-file", str(port_file)],
+                    cwd=ROOT, env=base_env(db_url, **env), stdout=err, stderr=err), port_file, log))
+        services = []
+        for name, proc, port_file, log in procs:
+            def port() -> int | None:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"exited with {proc.returncode}")
+                return int(port_file.read_text()) if port_file.exists() else None
+
+            try:
+                service = Service(proc, wait_until(port, START_TIMEOUT_S, f"{name} to write {port_file}"), log, db_url)
+                if wait_ready:
+                    wait_until(lambda: service.get("/health/ready", timeout=2).status_code == 200,
+                               START_TIMEOUT_S, f"{name} /health/ready to answer 200")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; exit code {proc.poll()}; last stderr lines:\n"
+                                     f"{log.read_text(errors='replace')[-3000:]}") from None
+            services.append(service)
+        yield services
+    finally:
+        for _name, proc, _pf, _log in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for _name, proc, _pf, _log in procs:
+            _stop(proc)
+
+
+@contextlib.contextmanager
 def start_service(workdir: Path, db_url: str, name: str = "svc", wait_ready: bool = True,
                   **env: str) -> Iterator[Service]:
-    """Start `serve --port 0 --port-file`, wait for readiness on a deadline, always stop it."""
-    port_file = workdir / f"{name}.port"
-    log = workdir / f"{name}.stderr"
-    with open(log, "wb") as err:
-        proc = subprocess.Popen(
-            [PYTHON, "-m", "fixtures.payment_service", "serve", "--host", "127.0.0.1", "--port", "0",
-             "--port-file", str(port_file)],
-            cwd=ROOT, env=base_env(db_url, **env), stdout=err, stderr=err)
-    try:
-        def port() -> int | None:
-            if proc.poll() is not None:
-                raise RuntimeError(f"exited with {proc.returncode}")
-            return int(port_file.read_text()) if port_file.exists() else None
-
-        try:
-            service = Service(proc, wait_until(port, START_TIMEOUT_S, f"{name} to write {port_file}"), log, db_url)
-            if wait_ready:
-                wait_until(lambda: service.get("/health/ready", timeout=2).status_code == 200,
-                           START_TIMEOUT_S, f"{name} /health/ready to answer 200")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; exit code {proc.poll()}; last stderr lines:\n"
-                                 f"{log.read_text(errors='replace')[-3000:]}") from None
+    with start_services(workdir, db_url, {name: env}, wait_ready) as (service,):
         yield service
-    finally:
-        _stop(proc)
 
 
 # -- database helpers (real SQLite files; direct SQL only to set up or inspect) --------------------

@@ -163,9 +163,11 @@ def test_metrics_labels_follow_the_seed_promql(svc: Service) -> None:
     assert "payments_created_total" in text
 
 
-def test_metrics_version_is_the_release_without_a_colour(tmp_path, template_db) -> None:
+def test_replica_without_colour_or_admin_token(tmp_path, template_db) -> None:
     from .conftest import fresh_db, start_service
     with start_service(tmp_path, fresh_db(template_db, tmp_path), APP_VERSION="v9", APP_COLOR="") as s:
         s.get("/health")
-        assert 'version="v9"' in s.get("/metrics").text
+        assert 'version="v9"' in s.get("/metrics").text       # no colour: the release is the version label
         assert s.get("/health").headers["X-App-Color"] == ""
+        r = s.http.get(s.url + "/admin/faults", headers={"Authorization": "Bearer "}, timeout=5)
+        assert r.status_code == 404                            # no ADMIN_TOKEN: no admin API at all

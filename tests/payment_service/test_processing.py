@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import AUTH, BACKENDS, Service, add_account, balance, fresh_db, pay, sql, start_service, wait_settled
+from .conftest import AUTH, BACKENDS, Service, add_account, balance, fresh_db, pay, sql, start_services, wait_settled
 
 
 def test_pending_then_completed_moves_money(svc: Service, account) -> None:
@@ -40,9 +40,10 @@ def test_two_processes_share_one_database(tmp_path: Path, database: str) -> None
     both), then every payment completes exactly once and the balances add up to the cent."""
     db_url = database
     accounts = [add_account(db_url, f"xp-{i}", "EUR", 1_000_000) for i in range(6)]   # 10000.00 each
-    with start_service(tmp_path, db_url, name="blue", REPLICA_NAME="blue-0", APP_COLOR="blue") as blue, \
-            start_service(tmp_path, db_url, name="green", REPLICA_NAME="green-0", APP_COLOR="green") as green:
-        replicas = [blue, green]
+    specs = {"blue": {"REPLICA_NAME": "blue-0", "APP_COLOR": "blue"},
+             "green": {"REPLICA_NAME": "green-0", "APP_COLOR": "green"}}
+    with start_services(tmp_path, db_url, specs) as replicas:
+        blue, green = replicas
 
         def create(i: int) -> list[requests.Response]:
             body = {"amount": Decimal(i % 17 + 1) / 100 + 1, "currency": "EUR",
@@ -102,14 +103,14 @@ def test_two_processes_share_one_database(tmp_path: Path, database: str) -> None
 @pytest.mark.slow
 def test_payment_created_on_one_replica_is_completed_by_another(tmp_path: Path, template_db: Path) -> None:
     db_url = fresh_db(template_db, tmp_path)
-    with start_service(tmp_path, db_url, name="green", REPLICA_NAME="green-0") as green:
-        # blue stops (no drain) long before its payment is due, so only green can complete it
-        with start_service(tmp_path, db_url, name="blue", REPLICA_NAME="blue-0", DRAIN_SECONDS="0",
-                           PAYMENT_PROCESSING_SECONDS="2.0") as blue:
-            created = pay(blue, "acc-001", "acc-002", 3).json()
-            blue.signal()
-            assert blue.proc.wait(15) == 0
-        assert time.time() < created_at(created) + 2.0, "blue outlived the processing delay; test is void"
+    # blue stops (no drain) long before its payment is due, so only green can complete it
+    specs = {"green": {"REPLICA_NAME": "green-0"},
+             "blue": {"REPLICA_NAME": "blue-0", "PAYMENT_PROCESSING_SECONDS": "1.5"}}
+    with start_services(tmp_path, db_url, specs) as (green, blue):
+        created = pay(blue, "acc-001", "acc-002", 3).json()
+        blue.signal()
+        assert blue.proc.wait(15) == 0
+        assert time.time() < created_at(created) + 1.5, "blue outlived the processing delay; test is void"
         done = wait_settled(green, created["id"])
         assert (done["status"], done["processed_by"]) == ("completed", "green-0")
 
