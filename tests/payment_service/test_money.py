@@ -63,6 +63,15 @@ def test_payment_moves_money_exactly_once(svc: Service, account) -> None:
     assert balance(svc, dst) == moved
 
 
+def test_long_amounts_are_never_rounded_into_validity(svc: Service) -> None:
+    sneaky = b"1." + b"0" * 40 + b"1"                        # beyond the default 28-digit context
+    harmless = b"1." + b"0" * 40                               # exactly 1.00
+    for raw, expected in ((sneaky, 400), (harmless, 201)):
+        body = b'{"amount":%s,"currency":"EUR","from_account":"acc-001","to_account":"acc-002"}' % raw
+        r = svc.post("/api/payments", data=body, headers={**AUTH, "Content-Type": "application/json"})
+        assert r.status_code == expected, r.text
+
+
 def test_money_module_round_trips() -> None:
     assert money.to_minor(Decimal("150.00"), "EUR") == 15000
     assert money.dumps({"a": money.from_minor(15000, "EUR")}) == '{"a":150.00}'
@@ -70,3 +79,5 @@ def test_money_module_round_trips() -> None:
     assert money.dumps({"a": money.from_minor(1, "KWD")}) == '{"a":0.001}'
     assert money.canonical(money.loads('{"a":150.0}')) == money.canonical(money.loads('{"a":150.00}'))
     assert (money.MINOR_UNITS["JPY"], money.MINOR_UNITS["EUR"], money.MINOR_UNITS["BHD"]) == (0, 2, 3)
+    long_a, long_b = "1." + "0" * 70 + "1", "1." + "0" * 70 + "2"
+    assert money.canonical(money.loads(long_a)) != money.canonical(money.loads(long_b))

@@ -96,6 +96,21 @@ def test_two_processes_share_one_database(tmp_path: Path, database: str) -> None
         for acct in accounts:
             assert balance(blue, acct) == balance(green, acct) == expected[acct]
         assert sum(expected.values()) == Decimal("60000.00")
+
+        # credits and debits through both replicas at once: 60 x +0.01 and 20 x -0.02 on one account
+        till = add_account(db_url, "xp-till", "EUR", 0)
+
+        def move(i: int) -> int:
+            body = {"type": "credit" if i < 60 else "debit", "amount": 0.01 if i < 60 else 0.02, "account_id": till}
+            return requests.post(replicas[i % 2].url + "/api/transactions", json=body, headers=AUTH,
+                                 timeout=30).status_code
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            codes = list(pool.map(move, range(80)))
+        # a debit can arrive before enough credits: then it is refused (422) and moves nothing
+        assert set(codes) <= {201, 422} and codes[:60] == [201] * 60
+        debited = codes[60:].count(201)
+        assert balance(blue, till) == Decimal("0.60") - Decimal("0.02") * debited
+        assert sql(db_url, "SELECT COUNT(*) FROM transactions WHERE account_id = :a", a=till) == [(60 + debited,)]
         for replica in replicas:
             assert replica.proc.poll() is None, replica.stderr_tail()
 
