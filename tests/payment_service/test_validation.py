@@ -52,6 +52,23 @@ def test_bad_accounts_and_description(svc: Service, patch, bad) -> None:
     assert fields(svc.post("/api/payments", json={**GOOD, **patch})) == bad
 
 
+@pytest.mark.parametrize("field", ["from_account", "to_account", "description"])
+@pytest.mark.parametrize("text", ["\\ud800", "x\\u0000y"])                # lone surrogate, NUL
+def test_unstorable_text_is_400_not_a_database_error(svc: Service, field, text) -> None:
+    raw = ('{"amount":1,"currency":"EUR","from_account":"acc-001","to_account":"acc-002","%s":"%s"}'
+           % (field, text)).encode()
+    r = svc.post("/api/payments", data=raw, headers=JSON_AUTH)
+    assert fields(r) == [field]
+    raw = ('{"type":"credit","amount":1,"account_id":"%s","reference":"%s"}' % (text, text)).encode()
+    assert fields(svc.post("/api/transactions", data=raw, headers=JSON_AUTH)) == ["account_id", "reference"]
+
+
+def test_nul_in_ids_is_not_found(svc: Service) -> None:
+    assert svc.get("/api/payments/pay%00x").status_code == 404
+    assert svc.get("/api/accounts/acc%00/balance").status_code == 404
+    assert svc.get("/api/payments?idempotency_key=k%00").json() == {"payments": []}
+
+
 def test_unknown_extra_fields_are_allowed(svc: Service) -> None:
     assert svc.post("/api/payments", json={**GOOD, "memo": "x", "description": "y" * 255}).status_code == 201
 
