@@ -28,3 +28,13 @@ def attach_response(resp: requests.Response) -> None:
               if k.lower() in ("x-app-version", "x-app-color", "x-replica", "x-request-id")}
     allure.attach(f"HTTP {resp.status_code}\n{json.dumps(served)}\n\n{resp.text[:4000]}",
                   f"response {resp.status_code}", allure.attachment_type.TEXT)
+
+
+def labels(feature: str, story: str, severity=allure.severity_level.CRITICAL):
+    """The Allure labels every suite test carries: epic, feature, story, severity."""
+    def wrap(fn):
+        for deco in (allure.epic("zerodrop"), allure.feature(feature), allure.story(story),
+                     allure.severity(severity)):
+            fn = deco(fn)
+        return fn
+    return wrap
