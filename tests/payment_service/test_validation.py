@@ -141,3 +141,30 @@ def test_validation_functions_report_every_field() -> None:
     assert errors == [] and clean["amount_minor"] == 15000
     _, errors = validation.payment({"amount": False, "currency": None, "to_account": 1, "description": 2})
     assert sorted(e["field"] for e in errors) == ["amount", "currency", "description", "from_account", "to_account"]
+
+
+NASTY = [None, True, False, 0, -1, 1, 1.5, 10**30, -1e-30, 1e308, "", " ", "1", "EUR", "\\ud800", "x\\u0000",
+         "é" * 300, [], [1], {}, {"a": 1}, "acc-001", "acc-002", "credit", "debit", 0.001, 99999999999999.99]
+
+
+def test_fuzzed_bodies_never_answer_5xx(svc: Service) -> None:
+    """Valid bodies with 0-3 fields replaced by nasty values: every answer is < 500."""
+    import json
+    import random
+    rng = random.Random(20240601)
+    valid = {"/api/payments": {"amount": 1, "currency": "EUR", "from_account": "acc-001", "to_account": "acc-002"},
+             "/api/transactions": {"type": "credit", "amount": 1, "account_id": "acc-test-001"}}
+    seen = set()
+    for i in range(300):
+        path = "/api/payments" if i % 2 else "/api/transactions"
+        body = dict(valid[path])
+        for key in rng.sample(list(body) + ["description", "reference", "extra"], rng.randint(0, 3)):
+            body[key] = rng.choice(NASTY)
+        raw = json.dumps(body).replace("\\\\u", "\\u").encode()      # let escapes reach the parser
+        headers = dict(JSON_AUTH)
+        if i % 3 == 0:
+            headers["Idempotency-Key"] = rng.choice(["k", "é", "k" * 300, f"fuzz-{i}"])
+        r = svc.post(path, data=raw, headers=headers)
+        assert r.status_code < 500, (path, raw, r.status_code, r.text)
+        seen.add(r.status_code)
+    assert {201, 400, 422} <= seen                             # the fuzzer reached every outcome
