@@ -42,6 +42,7 @@ class SwitchSettings:
     post_deploy: bool = True
     payment_timeout: float = 30.0
     broken: str = "none"  # a negative control: one of BROKEN
+    new_faults: dict | None = None  # fault knobs the new version starts with (chaos, controls)
 
     def validate(self) -> None:
         if self.broken not in BROKEN:
@@ -103,7 +104,7 @@ def _cutover(platform: Platform, old: str, new: str, settings: SwitchSettings, n
         ctx.values.update(old=old, new=new, old_version=old_version, new_version=new_version)
 
     def deploy(ctx: Context) -> None:
-        platform.deploy(new, new_version)
+        platform.deploy(new, new_version, faults=settings.new_faults)
 
     def scale_up(ctx: Context) -> None:
         platform.scale(new, settings.replicas)
@@ -112,6 +113,9 @@ def _cutover(platform: Platform, old: str, new: str, settings: SwitchSettings, n
         platform.wait_ready(new, settings.ready_timeout)
 
     def smoke(ctx: Context) -> None:
+        # Ready replicas are not yet routed ones: wait for the preview Service's endpoints
+        _verify_serves(platform.preview_url(new), new, 3, settings.verify_timeout,
+                       what=f"the {new} preview")
         _run_checks(platform.preview_url(new), settings.token, checks.SMOKE, "smoke test")
 
     def route(ctx: Context) -> None:
@@ -192,13 +196,14 @@ def _run_checks(url: str, token: str, to_run, what: str) -> None:
 
 
 def _verify_serves(url: str, color: str, answers: int, timeout: float,
-                   get: Callable[..., requests.Response] = requests.get) -> None:
+                   get: Callable[..., requests.Response] = requests.get,
+                   what: str = "the Service") -> None:
     """Ask the Service on fresh connections until ``answers`` in a row come from ``color``."""
     deadline = time.monotonic() + timeout
     in_a_row, seen = 0, "nothing"
     while in_a_row < answers:
         if time.monotonic() > deadline:
-            raise StepFailed(f"the Service still does not route only to {color} after "
+            raise StepFailed(f"{what} still does not route only to {color} after "
                              f"{timeout:g} s; last answer from {seen}")
         try:
             resp = get(f"{url}/health", headers={"Connection": "close"}, timeout=2)

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import allure
 
-from fixtures.platform import Platform
+from fixtures.platform import Platform, PlatformError
 
 
 class StepFailed(RuntimeError):
@@ -95,5 +95,5 @@ class Scenario:
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().replace("\n", " ") or type(exc).__name__
-    return text if isinstance(exc, (StepFailed, AssertionError)) else \
+    return text if isinstance(exc, (StepFailed, AssertionError, PlatformError)) else \
         f"{type(exc).__name__}: {text}"

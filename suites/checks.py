@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Callable, TypeVar
 
 import allure
+import requests
 
 from fixtures.api import Api
 from suites.expect import (ExpectationFailed, body_of, exact_number, expect_jq, expect_status,
@@ -166,8 +167,11 @@ def run_checks(api: Api, checks) -> list[str]:
     """Run checks in order; the failures, one line each (for a scenario step)."""
     failures = []
     for check in checks:
+        name = getattr(check, "__name__", "check")
         try:
             check(api)
         except ExpectationFailed as exc:
-            failures.append(f"{check.__name__}: {exc}")
+            failures.append(f"{name}: {exc}")
+        except requests.RequestException as exc:
+            failures.append(f"{name}: no answer from {api.base_url} ({type(exc).__name__})")
     return failures
