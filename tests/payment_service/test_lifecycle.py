@@ -109,6 +109,14 @@ def test_sigint_drains_like_sigterm(tmp_path: Path, template_db: Path) -> None:
         assert "SIGINT: draining" in s.log.read_text()
 
 
+def test_sigterm_right_after_listening_still_drains(tmp_path: Path, template_db: Path) -> None:
+    # the port file appears before the app is built; a signal then must not kill the process
+    with start_service(tmp_path, fresh_db(template_db, tmp_path), wait_ready=False, DRAIN_SECONDS="0.2") as s:
+        s.signal(signal.SIGTERM)
+        assert s.proc.wait(10) == 0
+        assert "SIGTERM: draining" in s.log.read_text()
+
+
 # -- start-up errors ---------------------------------------------------------------------------
 
 def test_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
