@@ -1,0 +1,96 @@
+"""A live one-line view of a load run for the person at the terminal.
+
+``format_line(progress)`` is pure; ``ProgressMonitor`` is a small daemon thread that polls a
+``progress()`` callable and hands each ``Progress`` to a callback; ``TerminalProgress`` is the
+callback that draws the line: ``\\r``-updated on a TTY, a plain line every ~5 s otherwise (CI logs
+stay readable)::
+
+    load 12.3/60 s  412 req/s  failures 0  active: green (98%)
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import IO, Callable
+
+from load.runner import Progress
+
+
+def format_line(p: Progress) -> str:
+    active = p.active_color
+    served = f"active: {active[0]} ({active[1] * 100:.0f}%)" if active else "active: none"
+    line = f"load {p.elapsed:.1f}/{p.planned:.0f} s  {p.rps:.0f} req/s  failures {p.failures}  {served}"
+    if p.saturated:
+        line += "  [generator CPU > 90%]"
+    return line
+
+
+class TerminalProgress:
+    """Draws ``format_line`` to ``stream`` (stderr by default)."""
+
+    def __init__(self, stream: IO[str] | None = None, plain_every: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.plain_every = plain_every
+        self.clock = clock
+        self._last_plain: float | None = None
+        self._width = 0
+
+    def __call__(self, p: Progress) -> None:
+        line = format_line(p)
+        if self.tty:
+            pad = " " * max(0, self._width - len(line))
+            self._width = len(line)
+            self.stream.write("\r" + line + pad)
+            self.stream.flush()
+            return
+        now = self.clock()
+        if self._last_plain is None or now - self._last_plain >= self.plain_every:
+            self._last_plain = now
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and self._width:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class ProgressMonitor:
+    """Polls ``source()`` every ``interval`` s on a daemon thread, passing each result to
+    ``sink``; ``stop()`` ends it within one interval. An error in either is remembered in
+    ``error`` and ends the monitor: a broken progress line never breaks a load run."""
+
+    def __init__(self, source: Callable[[], Progress], sink: Callable[[Progress], None], interval: float = 0.5):
+        self.source = source
+        self.sink = sink
+        self.interval = interval
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="zerodrop-load-progress", daemon=True)
+
+    def start(self) -> "ProgressMonitor":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.sink(self.source())
+            except Exception as exc:  # noqa: BLE001 - see the class docstring
+                self.error = exc
+                return
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        close = getattr(self.sink, "close", None)
+        if callable(close):
+            close()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()

@@ -1,0 +1,483 @@
+"""Run Locust (load/locustfile.py) in its own process(es) and hand back the merged ledger.
+
+Locust never runs inside the calling process: gevent monkey-patches sockets, threads and ssl,
+which breaks pytest and most libraries. ``LoadRun`` starts ``python -m locust`` headless — one
+standalone process, or ``--master --expect-workers N`` plus N ``--worker`` processes so the load
+is not bound to one core — passes settings through environment variables (see locustfile.py),
+watches the progress files the processes write, and on ``stop()`` ends them gracefully
+(SIGTERM: Locust stops the users, letting an in-flight request finish within the request timeout,
+fires test_stop, flushes the ledger, exits), kills what did not end in time, and merges the
+per-process ledgers into one ``ledger.jsonl`` sorted by ``t_start``.
+
+Every path out — a bad plan, an unreachable target, Locust failing to start, an exception in the
+``with`` body, Ctrl-C — leaves no Locust process behind: each is started in its own session and
+killed (by its process id) when it does not end. Each process also watches its parent and exits
+when the harness is gone (ZERODROP_PARENT_PID).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+from urllib.parse import urlsplit
+
+from load.ledger import ENV_LEDGER_DIR, ENV_LEDGER_OFF, ENV_ROLE, merge_ledgers
+from load.records import FAILED_OUTCOMES, LoadTarget
+
+LOCUSTFILE = Path(__file__).resolve().with_name("locustfile.py")
+ROOT = LOCUSTFILE.parents[1]
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+TASKS = ("health", "balance", "create_payment", "payment_status")
+LOG_TAIL_LINES = 30
+# Saturation: achieved below this share of the target while the target answered fast
+SATURATION_SHORTFALL = 0.8
+
+
+class LoadError(Exception):
+    """A load run cannot start or went wrong; the message is one line for a person."""
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """What load to put on which target. ``rate`` is the total target in requests/s, spread over
+    ``users`` (each paced by constant_throughput at rate/users). ``max_duration`` is a hard cap
+    (Locust --run-time); ``stop()`` usually ends the run earlier."""
+
+    host: str
+    token: str = "test-token"
+    users: int = 20
+    rate: float = 200.0
+    max_duration: float = 120.0
+    workers: int = 0
+    request_timeout: float = 5.0
+    ledger_dir: Path | None = None  # None: a fresh temporary directory
+    mix: dict[str, int] | None = None  # task weights, keys from TASKS; None: the locustfile's default
+    allow_hosts: tuple[str, ...] = ()  # non-loopback hosts allowed as targets (e.g. pod IPs)
+    ledger: bool = True  # False: write no records (only the benchmark compares without)
+
+    def validate(self) -> None:
+        """Raise ``LoadError`` with one line naming the bad setting and the fix."""
+        if not isinstance(self.users, int) or isinstance(self.users, bool) or self.users <= 0:
+            raise LoadError(f"load users must be a positive integer, got {self.users!r}")
+        if not _positive(self.rate):
+            raise LoadError(f"load rate must be > 0 requests/s, got {self.rate!r}")
+        if not _positive(self.max_duration):
+            raise LoadError(f"load max_duration must be > 0 seconds, got {self.max_duration!r}")
+        if not _positive(self.request_timeout):
+            raise LoadError(f"load request_timeout must be > 0 seconds, got {self.request_timeout!r}")
+        if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 0:
+            raise LoadError(f"load workers must be 0 (one process) or a positive number of worker processes, "
+                            f"got {self.workers!r}")
+        if self.workers > self.users:
+            raise LoadError(f"load workers ({self.workers}) must not exceed users ({self.users}): "
+                            "a worker without users makes no load")
+        try:
+            parts = urlsplit(self.host)
+            hostname = parts.hostname
+            parts.port  # noqa: B018 - raises on a bad port
+        except (ValueError, TypeError, AttributeError):
+            raise LoadError(f"load host {self.host!r} is not a URL; use e.g. http://127.0.0.1:8080")
+        if parts.scheme not in ("http", "https") or not hostname:
+            raise LoadError(f"load host {self.host!r} is not an http:// URL; use e.g. http://127.0.0.1:8080")
+        if hostname not in LOOPBACK_HOSTS and hostname not in self.allow_hosts:
+            raise LoadError(f"load host {hostname!r} is not loopback: this project only loads 127.0.0.1/localhost "
+                            "(add it to LoadPlan.allow_hosts for a pod IP you own)")
+        if self.mix is not None:
+            unknown = sorted(set(self.mix) - set(TASKS))
+            if unknown:
+                raise LoadError(f"load mix has unknown tasks {unknown}; known: {list(TASKS)}")
+            if any(not isinstance(v, int) or v < 0 for v in self.mix.values()) or sum(self.mix.values()) <= 0:
+                raise LoadError(f"load mix weights must be integers >= 0 with at least one > 0, got {self.mix}")
+
+    @property
+    def rate_per_user(self) -> float:
+        return self.rate / self.users
+
+
+def _positive(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Live counters summed over the Locust processes (from their progress files)."""
+
+    elapsed: float
+    planned: float
+    requests: int
+    rps: float  # requests that ended in the last second
+    failures: int
+    by_color: dict[str, int] = field(default_factory=dict)  # answers of the last second; "-": none
+    saturated: bool = False  # a Locust process reported CPU above 90 %
+
+    @property
+    def active_color(self) -> tuple[str, float] | None:
+        """The colour that served most of the last second's answers, and its share (0..1)."""
+        answered = {c: n for c, n in self.by_color.items() if c != "-"}
+        total = sum(answered.values())
+        if not total:
+            return None
+        color = max(answered, key=lambda c: answered[c])
+        return color, answered[color] / total
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """The outcome of one run. ``requests``/``failures``/``duration_s`` come from the merged
+    ledger (exact), ``duration_s`` being first start to last end. ``saturated``: see
+    ``LoadRun.stop``; ``detail`` says why. ``locust_exit_code`` is the master's/standalone's
+    (1 when any request failed — expected during a fault; -9 when it had to be killed)."""
+
+    ledger_path: Path
+    requests: int
+    failures: int
+    duration_s: float
+    achieved_rps: float
+    target_rps: float
+    saturated: bool
+    locust_exit_code: int
+    log_tail: list[str]
+    detail: str = ""
+
+    def load_target(self) -> LoadTarget:
+        return LoadTarget(self.target_rps, self.achieved_rps, self.saturated, self.detail)
+
+
+@dataclass
+class _Proc:
+    role: str
+    popen: subprocess.Popen
+    log: Path
+    out: Path
+
+
+class LoadRun:
+    """One load run, as a context manager: ``with LoadRun(plan) as run: ...; result = run.stop()``.
+
+    ``__exit__`` always stops everything (and merges the ledger when it can); ``result`` holds
+    the ``LoadResult`` of the last ``stop()``.
+    """
+
+    def __init__(self, plan: LoadPlan, progress: Callable[[Progress], None] | None = None):
+        self.plan = plan
+        self.on_progress = progress
+        self.ledger_dir = Path(plan.ledger_dir) if plan.ledger_dir else None
+        self._procs: list[_Proc] = []
+        self._t0: float | None = None
+        self._monitor = None
+        self.result: LoadResult | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def __enter__(self) -> "LoadRun":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._procs:
+            try:
+                self.stop()
+            except LoadError:
+                if exc[0] is None:
+                    raise
+            finally:
+                self._kill_all()
+
+    def start(self, ready_timeout: float = 20.0, preflight: bool = True) -> "LoadRun":
+        """Validate, check the target answers GET /health (``preflight``), start Locust and return
+        once requests are flowing. Raises ``LoadError`` (one line; with Locust's last log lines
+        when Locust was the problem) and leaves nothing running."""
+        if self._procs:
+            raise LoadError("this LoadRun is already started; use a new LoadRun for another run")
+        self.plan.validate()
+        if preflight:
+            preflight_check(self.plan.host, self.plan.token)
+        self.ledger_dir = _prepare_dir(self.ledger_dir)
+        try:
+            self._launch()
+            self._wait_flowing(ready_timeout)
+        except BaseException:
+            self._kill_all()
+            raise
+        if self.on_progress is not None:
+            from load.progress import ProgressMonitor
+
+            self._monitor = ProgressMonitor(self.progress, self.on_progress)
+            self._monitor.start()
+        return self
+
+    def _env(self, role: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            ENV_LEDGER_DIR: str(self.ledger_dir),
+            ENV_ROLE: role,
+            "ZERODROP_TOKEN": self.plan.token,
+            "ZERODROP_RATE_PER_USER": repr(self.plan.rate_per_user),
+            "ZERODROP_REQUEST_TIMEOUT": repr(float(self.plan.request_timeout)),
+            "ZERODROP_PARENT_PID": str(os.getpid()),
+            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
+            "PYTHONUNBUFFERED": "1",
+        })
+        if self.plan.mix is not None:
+            env["ZERODROP_MIX"] = json.dumps(self.plan.mix)
+        else:
+            env.pop("ZERODROP_MIX", None)
+        if self.plan.ledger:
+            env.pop(ENV_LEDGER_OFF, None)
+        else:
+            env[ENV_LEDGER_OFF] = "1"
+        return env
+
+    def _spawn(self, role: str, args: list[str]) -> None:
+        assert self.ledger_dir is not None
+        tag = role if role != "worker" else f"worker-{sum(p.role == 'worker' for p in self._procs)}"
+        log = self.ledger_dir / f"locust-{tag}.log"
+        out = self.ledger_dir / f"locust-{tag}.out"
+        cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--logfile", str(log),
+               "--loglevel", "INFO", "--stop-timeout", str(math.ceil(self.plan.request_timeout + 1)), *args]
+        with open(out, "wb") as out_f:
+            popen = subprocess.Popen(cmd, cwd=ROOT, env=self._env(role), stdin=subprocess.DEVNULL,
+                                     stdout=out_f, stderr=subprocess.STDOUT, start_new_session=True)
+        self._procs.append(_Proc(role, popen, log, out))
+
+    def _launch(self) -> None:
+        p = self.plan
+        run_time = f"{max(1, math.ceil(p.max_duration))}s"
+        spawn_rate = str(max(p.users * 5, 1))  # all users within ~0.2 s: the rate is reached at once
+        common = ["--headless", "--host", p.host, "-u", str(p.users), "-r", spawn_rate, "--run-time", run_time,
+                  "--only-summary"]
+        self._t0 = time.time()
+        if p.workers == 0:
+            self._spawn("standalone", common)
+            return
+        port = _free_port()
+        self._spawn("master", [*common, "--master", "--expect-workers", str(p.workers),
+                               "--expect-workers-max-wait", "30",
+                               "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)])
+        for _ in range(p.workers):
+            self._spawn("worker", ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)])
+
+    def _wait_flowing(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            dead = [p for p in self._procs if p.popen.poll() is not None]
+            if dead:
+                d = dead[0]
+                raise LoadError(f"Locust {d.role} exited with code {d.popen.returncode} before requests flowed; "
+                                f"last log lines: {' | '.join(self.log_tail()[-8:])}")
+            if self.progress().requests > 0:
+                self._t0 = self._t0 or time.time()
+                return
+            time.sleep(0.1)
+        raise LoadError(f"no request completed within {timeout:.0f}s of starting Locust against {self.plan.host}; "
+                        f"last log lines: {' | '.join(self.log_tail()[-8:])}")
+
+    # -- while running --------------------------------------------------------------------------
+
+    def progress(self) -> Progress:
+        """Counters summed over the processes' progress files (they are replaced every ~0.5 s)."""
+        requests = failures = n_1s = 0
+        by_color: dict[str, int] = {}
+        saturated = False
+        if self.ledger_dir is not None:
+            for path in self.ledger_dir.glob("progress-*.json"):
+                try:
+                    data = json.loads(path.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    continue  # replaced under us: the next poll reads it
+                requests += int(data.get("requests", 0))
+                failures += int(data.get("failures", 0))
+                last = data.get("last_second", {})
+                n_1s += int(last.get("requests", 0))
+                for color, n in last.get("by_color", {}).items():
+                    by_color[color] = by_color.get(color, 0) + int(n)
+                saturated = saturated or bool(data.get("cpu_warning"))
+        elapsed = time.time() - self._t0 if self._t0 else 0.0
+        return Progress(elapsed=elapsed, planned=float(self.plan.max_duration), requests=requests,
+                        rps=float(n_1s), failures=failures, by_color=by_color, saturated=saturated)
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> list[str]:
+        """The last lines of the Locust logs (the master's/standalone's first, then workers')."""
+        tail: list[str] = []
+        for p in self._procs:
+            for path in (p.log, p.out):
+                try:
+                    text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+                except OSError:
+                    continue
+                tail.extend(f"[{p.role}] {line}" for line in text[-lines:] if line.strip())
+        return tail[-lines:] if len(self._procs) == 1 else tail
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.popen.pid for p in self._procs]
+
+    # -- stopping -------------------------------------------------------------------------------
+
+    def stop(self, timeout: float = 20.0) -> LoadResult:
+        """SIGTERM the master/standalone (workers get Locust's quit message, then SIGTERM too),
+        wait up to ``timeout`` for every process, kill what remains, merge the ledgers.
+
+        ``saturated`` is True when the generator, not the target, limited the rate: a Locust
+        process logged/reported CPU above 90 % (Locust's own cpu_warning), or the achieved rate
+        was below 80 % of the target while the target answered fast (median latency under half
+        the per-user pacing interval users/rate, so the users had time to spare and still fell
+        short — the shortfall was ours). A slow target (high latency) is NOT saturation: then the
+        shortfall is the target's and the verdict should see it as such.
+        """
+        if self._monitor is not None:
+            self._monitor.stop()
+            self._monitor = None
+        if not self._procs:
+            if self.result is not None:
+                return self.result
+            raise LoadError("LoadRun.stop() called before start()")
+        head = [p for p in self._procs if p.role != "worker"]
+        workers = [p for p in self._procs if p.role == "worker"]
+        for p in head:
+            _signal(p.popen, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        _wait_all(head, deadline)
+        # the master told its workers to quit; a worker that missed it gets SIGTERM
+        _wait_all(workers, min(deadline, time.monotonic() + 5.0))
+        for p in workers:
+            _signal(p.popen, signal.SIGTERM)
+        _wait_all(workers, deadline)
+        killed = self._kill_all(keep=True)
+        log_tail = self.log_tail()
+        exit_code = head[0].popen.returncode if head[0].popen.returncode is not None else -9
+        self._procs = []
+        assert self.ledger_dir is not None
+        ledger_path = merge_ledgers(self.ledger_dir)
+        self.result = _result(ledger_path, self.plan, exit_code, log_tail, killed,
+                              cpu_warning=any("CPU usage above" in line for line in log_tail)
+                              or self._cpu_warning_reported())
+        return self.result
+
+    def _cpu_warning_reported(self) -> bool:
+        return any(json.loads(p.read_text()).get("cpu_warning") for p in self.ledger_dir.glob("progress-*.json")
+                   if p.stat().st_size) if self.ledger_dir else False
+
+    def _kill_all(self, keep: bool = False) -> list[str]:
+        """SIGKILL every process (group) still alive; returns the roles that had to be killed."""
+        killed = []
+        for p in self._procs:
+            if p.popen.poll() is None:
+                killed.append(p.role)
+                try:
+                    os.killpg(p.popen.pid, signal.SIGKILL)  # its own session: the group is just it
+                except (ProcessLookupError, PermissionError):
+                    pass
+                try:
+                    p.popen.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
+        if not keep:
+            self._procs = []
+        return killed
+
+
+def _signal(popen: subprocess.Popen, sig: int) -> None:
+    if popen.poll() is None:
+        try:
+            popen.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
+
+def _wait_all(procs: Iterable[_Proc], deadline: float) -> None:
+    for p in procs:
+        try:
+            p.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _prepare_dir(directory: Path | None) -> Path:
+    if directory is None:
+        return Path(tempfile.mkdtemp(prefix="zerodrop-ledger-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    leftovers = sorted(p.name for p in directory.iterdir()
+                       if p.name.startswith(("ledger", "progress-")))
+    if leftovers:
+        raise LoadError(f"ledger dir {directory} already holds {leftovers[0]} from another run; "
+                        "give each run a fresh directory")
+    return directory
+
+
+def preflight_check(host: str, token: str, timeout: float = 3.0) -> None:
+    """The target must answer GET /health with 2xx before any load starts."""
+    import requests
+
+    url = host.rstrip("/") + "/health"
+    try:
+        resp = requests.get(url, timeout=timeout, headers={"Authorization": f"Bearer {token}"})
+    except requests.RequestException as exc:
+        reason = type(exc).__name__
+        if isinstance(exc, requests.ConnectionError):
+            reason = "connection refused or unreachable"
+        elif isinstance(exc, requests.Timeout):
+            reason = f"no answer within {timeout:.0f}s"
+        raise LoadError(f"load target {host} does not answer GET /health ({reason}); "
+                        "start the service or fix the host before starting load") from None
+    if not 200 <= resp.status_code < 300:
+        raise LoadError(f"load target {host} answered GET /health with HTTP {resp.status_code}; "
+                        "it must be healthy before load starts")
+
+
+def _result(ledger_path: Path, plan: LoadPlan, exit_code: int, log_tail: list[str], killed: list[str],
+            cpu_warning: bool) -> LoadResult:
+    requests = failures = 0
+    first = math.inf
+    last = -math.inf
+    latencies: list[float] = []
+    with open(ledger_path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            requests += 1
+            if rec.get("outcome") in FAILED_OUTCOMES:
+                failures += 1
+            first = min(first, rec["t_start"])
+            last = max(last, rec["t_end"])
+            if len(latencies) < 200_000:  # a bounded sample is plenty for a median
+                latencies.append(rec["t_end"] - rec["t_start"])
+    duration = (last - first) if requests else 0.0
+    achieved = requests / duration if duration > 0 else 0.0
+    detail = []
+    saturated = False
+    if cpu_warning:
+        saturated = True
+        detail.append("a Locust process reported CPU above 90% (its rate and latencies are suspect)")
+    if requests and achieved < SATURATION_SHORTFALL * plan.rate:
+        latencies.sort()
+        median = latencies[len(latencies) // 2]
+        interval = plan.users / plan.rate
+        if median < interval / 2:
+            saturated = True
+            detail.append(f"achieved {achieved:.0f} of {plan.rate:.0f} req/s while the median latency "
+                          f"({median * 1000:.1f} ms) left the users time to spare: the generator fell short")
+        else:
+            detail.append(f"achieved {achieved:.0f} of {plan.rate:.0f} req/s; the target was slow "
+                          f"(median {median * 1000:.1f} ms against a {interval * 1000:.1f} ms pacing interval)")
+    if killed:
+        detail.append(f"killed after the stop timeout: {', '.join(killed)}")
+    return LoadResult(ledger_path=ledger_path, requests=requests, failures=failures, duration_s=duration,
+                      achieved_rps=achieved, target_rps=float(plan.rate), saturated=saturated,
+                      locust_exit_code=exit_code, log_tail=log_tail, detail="; ".join(detail))
