@@ -1,0 +1,72 @@
+"""Ledgers and timelines built in code: a clean blue/green switch, and ways to break it."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Iterator
+
+from fixtures.platform import Event
+from load.records import Cutover, DataCheck, LedgerRecord, LoadTarget
+
+T0 = 1_700_000_000.0
+OLD, NEW = "1.0.0", "1.1.0"
+SWITCH_AT, DRAINED_AT = 10.0, 15.0  # seconds after T0
+
+
+def cutover(switch: float | None = SWITCH_AT, drained: float | None = DRAINED_AT) -> Cutover:
+    return Cutover(OLD, NEW, None if switch is None else T0 + switch,
+                   None if drained is None else T0 + drained)
+
+
+def timeline() -> list[Event]:
+    return [
+        Event(T0 - 1.0, "load", "load started", {"users": 20}),
+        Event(T0 + 2.0, "scenario", "deploy green", {"color": "green", "version": NEW}),
+        Event(T0 + 9.5, "platform", "replica ready", {"color": "green", "replica": "green-0"}),
+        Event(T0 + SWITCH_AT, "platform", "selector patched", {"selector": "green"}),
+        Event(T0 + 12.0, "scenario", "scale down blue", {"color": "blue"}),
+        Event(T0 + 12.1, "platform", "replica terminating", {"color": "blue", "replica": "blue-0"}),
+        Event(T0 + DRAINED_AT, "platform", "replica terminated",
+              {"color": "blue", "replica": "blue-0", "code": 0}),
+    ]
+
+
+def record(t: float, version: str | None = None, *, latency_s: float = 0.005,
+           outcome: str = "ok", status: int | None = None, replica: str | None = None,
+           i: int = 0) -> LedgerRecord:
+    """One request started at T0 + t; the version defaults to what a clean switch serves."""
+    if version is None:
+        if t < SWITCH_AT:
+            version = OLD
+        elif t > DRAINED_AT:
+            version = NEW
+        else:
+            version = OLD if i % 2 else NEW
+    color = "blue" if version == OLD else "green"
+    if status is None:
+        status = 200 if outcome == "ok" else 0
+    return LedgerRecord(
+        t_start=T0 + t, t_end=T0 + t + latency_s, method="GET", route="/api/balance",
+        status=status, outcome=outcome, version=version if status else "",
+        color=color if status else "", replica=(replica or f"{color}-{i % 2}") if status else "",
+        request_id=f"r{i}")
+
+
+def clean(seconds: float = 30.0, rps: int = 100) -> Iterator[LedgerRecord]:
+    """A clean switch: old before the switch, either in the window, new after the drain."""
+    n = int(seconds * rps)
+    for i in range(n):
+        yield record(i / rps, i=i)
+
+
+def with_failures(records, pred, **changes) -> Iterator[LedgerRecord]:
+    """Replace every record for which pred(i, record) holds."""
+    for i, r in enumerate(records):
+        yield replace(r, **changes) if pred(i, r) else r
+
+
+def good_data(acknowledged: int = 1200) -> DataCheck:
+    return DataCheck(acknowledged=acknowledged)
+
+
+def good_load() -> LoadTarget:
+    return LoadTarget(target_rps=100.0, achieved_rps=99.0)

@@ -1,0 +1,382 @@
+"""Every rule of the verdict, on ledgers built in code (no process runs)."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from fixtures.platform import Event
+from load.records import DataCheck, LoadTarget
+from reports.verdict import FAIL, INCONCLUSIVE, PASS, Policy, judge
+
+from .builders import (DRAINED_AT, NEW, OLD, SWITCH_AT, T0, clean, cutover, good_data,
+                       good_load, record, timeline, with_failures)
+
+
+def run(records=None, *, cut=None, data=None, load=None, policy=Policy(), events=None):
+    return judge(clean() if records is None else records,
+                 timeline() if events is None else events,
+                 cut or cutover(), data or good_data(), load or good_load(), policy,
+                 scenario="switch")
+
+
+# ---------------------------------------------------------------- PASS
+
+
+def test_clean_switch_passes_with_the_rule_of_three_bound():
+    v = run()
+    assert v.verdict == PASS, v.summary()
+    assert v.requests_total == 3000 and v.requests_failed == 0
+    assert v.bound_95["failure_rate_upper"] == pytest.approx(1 - 0.05 ** (1 / 3000))
+    assert v.bound_95["failure_rate_upper"] == pytest.approx(0.000998, abs=1e-6)
+    assert v.reasons[0] == ("0 failures in 3,000 requests: the failure rate is below 0.1% "
+                            "with 95% confidence")
+    assert v.reasons[1].startswith("cutover seen: old version 1.0.0 answered until")
+    assert v.reasons[2].startswith("no data lost: all 1,200 acknowledged payments found")
+    assert v.served_by_version == {OLD: 1250, NEW: 1750}
+    assert v.requests_in_window == 501  # t in [10.00, 15.00], both ends included
+    assert v.failure_classes == []
+
+
+def test_pass_reason_rounds_the_bound_up_never_down():
+    v = run(clean(seconds=123.45))
+    assert v.requests_total == 12345
+    # 1 - 0.05**(1/12345) = 0.024264%: "below 0.024%" would claim more than the data shows
+    assert v.reasons[0] == ("0 failures in 12,345 requests: the failure rate is below 0.025% "
+                            "with 95% confidence")
+
+
+def test_switch_facts_first_new_last_old_window():
+    v = run()
+    s = v.switch
+    assert s["t_switch"] == T0 + SWITCH_AT
+    # the first request started at 10.00 s is even -> new; answered 5 ms later
+    assert s["t_first_new"] == pytest.approx(T0 + SWITCH_AT + 0.005)
+    # last old: i odd, t <= 15.00 -> 14.99 s, answered at 14.995 s
+    assert s["t_last_old"] == pytest.approx(T0 + 14.995)
+    assert s["window_s"] == pytest.approx(4.995)
+
+
+# ---------------------------------------------------------------- dropped requests
+
+
+def test_one_in_n_500s_are_counted_exactly_and_attributed():
+    # every 37th request from 12.0 s on is a 500 from blue
+    recs = with_failures(clean(), lambda i, r: i >= 1200 and i % 37 == 0,
+                         outcome="http_error", status=500)
+    v = run(recs)
+    expected = sum(1 for i in range(1200, 3000) if i % 37 == 0)
+    assert v.verdict == FAIL
+    assert v.requests_failed == expected == 49
+    assert v.failures_by_outcome == {"http_error": expected}
+    [cls] = v.failure_classes
+    assert (cls.outcome, cls.status, cls.count) == ("http_error", 500, expected)
+    assert cls.first_t == pytest.approx(T0 + 12.21)   # i = 1221
+    assert cls.last_t == pytest.approx(T0 + 29.97)    # i = 2997
+    assert cls.after_event == "replica terminating"
+    assert cls.after_s == pytest.approx(0.11)
+    assert v.reasons[0] == ("49 HTTP 500 answers from 0.1 s to 17.9 s after 'replica "
+                            "terminating' (color blue, replica blue-0)")
+
+
+def test_reset_burst_after_scale_down_blue():
+    # 412 requests between 12.01 s and 12.09 s... spread: 30 s at 100 rps has one request per
+    # 10 ms, so the burst takes every request in [12.00 s, 12.10 s) of 1,000 rps instead
+    burst = [record(12.0 + k * 0.0002, NEW, outcome="reset", i=k) for k in range(412)]
+    recs = list(clean()) + burst
+    v = run(recs)
+    assert v.verdict == FAIL
+    [cls] = v.failure_classes
+    assert (cls.outcome, cls.status, cls.count) == ("reset", 0, 412)
+    assert cls.after_event == "scale down blue"
+    assert cls.first_t == pytest.approx(T0 + 12.0)
+    assert cls.last_t == pytest.approx(T0 + 12.0 + 411 * 0.0002)
+    assert v.reasons[0] == ("412 connection resets from 0 ms to 82 ms after 'scale down blue' "
+                            "(color blue)")
+
+
+def test_each_failure_class_has_its_own_reason_count_and_event():
+    recs = list(clean())
+    recs += [record(11.0, outcome="refused", i=1), record(11.5, outcome="refused", i=2)]
+    recs += [record(13.0, outcome="timeout", i=3, latency_s=5.0)]
+    recs += [record(3.0, outcome="bad_body", status=200, i=4)]
+    recs += [record(20.0, outcome="http_error", status=503, i=5),
+             record(21.0, outcome="http_error", status=502, i=6)]
+    v = run(recs)
+    assert v.verdict == FAIL
+    got = {(c.outcome, c.status): (c.count, c.after_event) for c in v.failure_classes}
+    assert got == {
+        ("bad_body", 200): (1, "deploy green"),
+        ("refused", 0): (2, "selector patched"),
+        ("timeout", 0): (1, "replica terminating"),
+        ("http_error", 503): (1, "replica terminated"),
+        ("http_error", 502): (1, "replica terminated"),
+    }
+    assert v.failures_by_outcome == {"bad_body": 1, "http_error": 2, "refused": 2, "timeout": 1}
+    assert v.requests_failed == 6
+    text = "\n".join(v.reasons)
+    assert "1 bad or incomplete body at 1.0 s after 'deploy green'" in text
+    assert "2 connections refused from 1.0 s to 1.5 s after 'selector patched'" in text
+    assert "1 timeout at 0.9 s after 'replica terminating'" in text
+    assert "1 HTTP 503 answer at 5.0 s after 'replica terminated'" in text
+    assert "1 HTTP 502 answer at 6.0 s after 'replica terminated'" in text
+
+
+def test_failure_before_any_event_is_placed_after_the_first_request():
+    recs = list(clean())
+    recs.append(record(0.5, outcome="reset", i=1))
+    v = run(recs, events=[Event(T0 + 5, "scenario", "deploy green", {})])
+    [cls] = v.failure_classes
+    assert cls.after_event is None and cls.after_s is None
+    assert "1 connection reset at 0.5 s after the first request" in v.reasons
+
+
+def test_event_at_the_same_instant_as_the_failure_counts_as_before_it():
+    recs = list(clean())
+    recs.append(record(SWITCH_AT, outcome="refused", i=1))
+    v = run(recs)
+    assert v.failure_classes[0].after_event == "selector patched"
+    assert v.failure_classes[0].after_s == 0
+
+
+def test_failure_bound_uses_clopper_pearson_with_failures():
+    recs = with_failures(clean(), lambda i, r: i in (100, 2000), outcome="reset")
+    v = run(recs)
+    assert v.verdict == FAIL
+    assert v.bound_95["failure_rate_upper"] == pytest.approx(0.002096, abs=2e-6)
+    assert v.reasons[-1] == ("2 failures in 3,000 requests: the failure rate is below 0.21% "
+                             "with 95% confidence")
+
+
+# ---------------------------------------------------------------- versions and the cutover
+
+
+def test_old_version_answering_after_the_drain_fails():
+    recs = with_failures(clean(), lambda i, r: i in (1600, 1700, 2500), version=OLD,
+                         replica="blue-1")
+    v = run(recs)
+    assert v.verdict == FAIL
+    assert v.reasons[0] == ("cutover: 3 requests that started after the old colour drained were "
+                            "answered by old version 1.0.0 (e.g. replica blue-1, started 1.0 s "
+                            "after the drain)")
+    assert v.switch["t_last_old"] == pytest.approx(T0 + 25.005)
+
+
+def test_new_version_answering_before_the_switch_fails():
+    recs = with_failures(clean(), lambda i, r: i == 950, version=NEW, replica="green-1")
+    v = run(recs)
+    assert v.verdict == FAIL
+    assert v.reasons[0] == ("cutover: 1 request that started before the switch was answered by "
+                            "new version 1.1.0 (e.g. replica green-1, started 0.5 s before the "
+                            "switch)")
+
+
+def test_unknown_version_fails():
+    recs = with_failures(clean(), lambda i, r: i % 500 == 7, version="0.9.9", replica="rogue-0")
+    v = run(recs)
+    assert v.verdict == FAIL
+    assert v.served_by_version["0.9.9"] == 6
+    assert v.reasons[0] == ("unknown version: 6 answers came from version '0.9.9' (e.g. replica "
+                            "rogue-0), neither old 1.0.0 nor new 1.1.0")
+
+
+def test_ok_answer_without_a_version_header_is_an_unknown_version():
+    recs = with_failures(clean(), lambda i, r: i == 42, version="")
+    v = run(recs)
+    assert v.verdict == FAIL
+    assert v.served_by_version["(none)"] == 1
+    assert v.reasons[0].startswith("unknown version: 1 answer came without a version header")
+
+
+def test_new_version_never_answering_after_the_switch_fails():
+    recs = (record(i / 100, OLD, i=i) for i in range(3000))
+    v = run(recs, cut=cutover(drained=None))
+    assert v.verdict == FAIL
+    assert ("cutover: new version 1.1.0 answered none of the 2,000 requests answered after the "
+            "switch") in v.reasons
+
+
+# ---------------------------------------------------------------- data
+
+
+def test_missing_payments_are_data_loss_with_capped_examples():
+    missing = [f"pay_{k}" for k in range(7)]
+    v = run(data=DataCheck(acknowledged=1200, missing=missing))
+    assert v.verdict == FAIL
+    assert v.reasons[0] == ("data loss: 7 of 1,200 acknowledged payments are missing: pay_0, "
+                            "pay_1, pay_2, pay_3, pay_4, ... (2 more)")
+    assert v.integrity == {"acknowledged": 1200, "missing": 7, "mismatched": 0, "duplicated": 0}
+
+
+def test_mismatched_amounts_are_data_loss():
+    v = run(data=DataCheck(acknowledged=1200, mismatched=["pay_x"]))
+    assert v.verdict == FAIL
+    assert v.reasons[0] == ("data loss: 1 of 1,200 acknowledged payments came back with another "
+                            "amount: pay_x")
+
+
+def test_duplicated_keys_are_data_loss():
+    v = run(data=DataCheck(acknowledged=1200, duplicated_keys=["key-a", "key-b"]))
+    assert v.verdict == FAIL
+    assert v.reasons[0] == ("data loss: 2 idempotency keys produced more than one payment: "
+                            "key-a, key-b")
+    assert v.integrity["duplicated"] == 2
+
+
+# ---------------------------------------------------------------- INCONCLUSIVE
+
+
+@pytest.mark.parametrize("load, expected", [
+    (LoadTarget(100.0, 80.0),
+     "inconclusive: the load reached 80.0 req/s of the 100.0 targeted (80%; the policy needs "
+     "90%)"),
+    (LoadTarget(100.0, 99.0, saturated=True, detail="locust at 100% CPU"),
+     "inconclusive: the load generator was saturated (it ran out of CPU, so its timings and "
+     "rate are suspect): locust at 100% CPU"),
+])
+def test_short_or_saturated_load_is_inconclusive(load, expected):
+    v = run(load=load)
+    assert v.verdict == INCONCLUSIVE
+    assert v.reasons[0] == expected
+    assert v.reasons[-1].startswith("0 failures in 3,000 requests")
+
+
+def test_load_at_exactly_the_policy_fraction_passes():
+    assert run(load=LoadTarget(100.0, 90.0)).verdict == PASS
+
+
+def test_too_few_requests_in_the_switch_window_is_inconclusive():
+    # 10 rps: 51 requests in [10 s, 15 s] -> passes at 50, inconclusive at 60
+    assert run(clean(rps=10)).verdict == PASS
+    v = run(clean(rps=10), policy=Policy(min_requests_in_window=60))
+    assert v.verdict == INCONCLUSIVE
+    assert v.reasons[0] == ("inconclusive: only 51 requests started within the switch window "
+                            "(5.0 s); the policy needs 60")
+
+
+def test_no_switch_is_inconclusive():
+    v = run((record(i / 100, OLD, i=i) for i in range(3000)),
+            cut=cutover(switch=None, drained=None))
+    assert v.verdict == INCONCLUSIVE
+    assert v.reasons[0] == ("inconclusive: the switch never happened (the scenario reported no "
+                            "t_switch)")
+    assert v.switch["window_s"] is None
+    assert v.latency_ms["during"] == {"p50": None, "p99": None}
+
+
+def test_data_check_error_is_inconclusive():
+    v = run(data=DataCheck(acknowledged=0, error="database unreachable: connection refused"))
+    assert v.verdict == INCONCLUSIVE
+    assert v.reasons[0] == ("inconclusive: the data check could not run: database unreachable: "
+                            "connection refused")
+
+
+def test_no_records_is_inconclusive_not_pass():
+    v = run(iter(()))
+    assert v.verdict == INCONCLUSIVE
+    assert "inconclusive: the ledger holds no request" in v.reasons
+    assert v.bound_95["failure_rate_upper"] is None
+    assert v.latency_ms == {p: {"p50": None, "p99": None} for p in ("before", "during", "after")}
+    assert v.series.seconds == [] and v.series.t0 is None
+
+
+def test_failures_under_short_load_are_a_fail_and_keep_the_load_reason():
+    recs = with_failures(clean(), lambda i, r: i == 1300, outcome="reset")
+    v = run(recs, load=LoadTarget(100.0, 50.0))
+    assert v.verdict == FAIL
+    assert v.reasons[0].startswith("1 connection reset at ")
+    assert any(r.startswith("inconclusive: the load reached 50.0 req/s") for r in v.reasons)
+
+
+# ---------------------------------------------------------------- latency
+
+
+def test_latency_phases_by_start_time_over_ok_requests():
+    def recs():
+        for i in range(3000):
+            t = i / 100
+            lat = 0.010 if t < SWITCH_AT else (0.100 if t <= DRAINED_AT else 0.020)
+            yield record(t, latency_s=lat, i=i)
+        yield record(20.0, outcome="timeout", latency_s=30.0, i=1)  # not an ok request
+    v = run(recs())
+    lat = v.latency_ms
+    assert lat["before"] == {"p50": pytest.approx(10.0), "p99": pytest.approx(10.0)}
+    assert lat["during"] == {"p50": pytest.approx(100.0), "p99": pytest.approx(100.0)}
+    assert lat["after"] == {"p50": pytest.approx(20.0), "p99": pytest.approx(20.0)}
+
+
+def test_empty_latency_phase_is_none_never_zero():
+    recs = (record(i / 100, i=i) for i in range(1400))  # stops before the drain
+    v = run(recs)
+    assert v.latency_ms["after"] == {"p50": None, "p99": None}
+    assert v.latency_ms["during"]["p50"] is not None
+
+
+def test_percentiles_are_nearest_rank():
+    # 100 ok requests before the switch with latencies 1..100 ms: p50 = 50, p99 = 99
+    recs = [record(k * 0.01, OLD, latency_s=(k + 1) / 1000, i=k) for k in range(100)]
+    v = run(recs, cut=cutover(switch=None, drained=None))
+    assert v.latency_ms["before"] == {"p50": pytest.approx(50.0), "p99": pytest.approx(99.0)}
+
+
+def test_latency_regression_fails_only_when_a_limit_is_set():
+    def recs():
+        for i in range(3000):
+            t = i / 100
+            yield record(t, latency_s=0.9 if SWITCH_AT <= t <= DRAINED_AT else 0.01, i=i)
+    assert run(recs()).verdict == PASS
+    v = run(recs(), policy=Policy(latency_p99_limit_ms=500))
+    assert v.verdict == FAIL
+    assert v.reasons == [
+        "latency regression: p99 during the switch was 900 ms, above the 500 ms limit",
+        v.reasons[-1]]
+    v = run(recs(), policy=Policy(latency_p99_ratio=3))
+    assert v.reasons[0] == ("latency regression: p99 during the switch was 90.0x the p99 before "
+                            "the switch (900 ms vs 10 ms), above the 3x limit")
+
+
+# ---------------------------------------------------------------- shape
+
+
+def test_to_dict_has_exactly_the_design_shape_and_is_json():
+    v = run()
+    d = json.loads(json.dumps(v.to_dict()))
+    assert set(d) == {"verdict", "reasons", "requests_total", "requests_failed",
+                      "failures_by_outcome", "served_by_version", "switch", "latency_ms",
+                      "integrity", "load", "bound_95", "failure_classes", "scenario"}
+    assert set(d["switch"]) == {"t_switch", "t_first_new", "t_last_old", "window_s"}
+    assert set(d["latency_ms"]) == {"before", "during", "after"}
+    assert all(set(p) == {"p50", "p99"} for p in d["latency_ms"].values())
+    assert set(d["integrity"]) == {"acknowledged", "missing", "mismatched", "duplicated"}
+    assert set(d["load"]) == {"target_rps", "achieved_rps", "saturated"}
+    assert set(d["bound_95"]) == {"failure_rate_upper"}
+    assert d["scenario"] == "switch"
+    no_scenario = judge(clean(), timeline(), cutover(), good_data(), good_load())
+    assert "scenario" not in no_scenario.to_dict()
+
+
+def test_failure_class_dict_fields():
+    recs = with_failures(clean(), lambda i, r: i == 1300, outcome="reset")
+    [c] = run(recs).to_dict()["failure_classes"]
+    assert set(c) == {"outcome", "status", "count", "first_t", "last_t", "after_event",
+                      "after_s"}
+    assert c["after_event"] == "replica terminating"
+
+
+def test_series_counts_per_second_by_version_with_failures_and_p99():
+    recs = with_failures(clean(), lambda i, r: i in (1205, 1210), outcome="reset")
+    s = run(recs).series
+    assert s.t0 == T0 and len(s.seconds) == 30
+    assert s.seconds[0] == int(T0)
+    assert s.ok_by_version[OLD][0] == 100 and s.ok_by_version[NEW][0] == 0
+    assert s.ok_by_version[NEW][29] == 100
+    assert s.failed[12] == 2 and sum(s.failed) == 2
+    assert s.ok_by_version[OLD][12] + s.ok_by_version[NEW][12] == 98
+    assert s.p99_ms[0] == pytest.approx(5.0, rel=0.01)
+
+
+def test_judge_is_pure_same_inputs_same_verdict():
+    a = run(list(clean())).to_dict()
+    b = run(list(clean())).to_dict()
+    assert a == b
