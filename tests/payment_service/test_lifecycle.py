@@ -102,6 +102,25 @@ def test_second_signal_cuts_the_drain_short(tmp_path: Path, template_db: Path) -
         assert time.monotonic() - started < 10               # far short of DRAIN_SECONDS=30
 
 
+@pytest.mark.slow
+def test_shutdown_timeout_bounds_the_wait_for_in_flight_requests(tmp_path: Path, template_db: Path) -> None:
+    with start_service(tmp_path, fresh_db(template_db, tmp_path), DRAIN_SECONDS="0",
+                       SHUTDOWN_TIMEOUT_SECONDS="0.5", FAULTS=SLOW) as s:
+        slow = Slow(s.url)
+        slow.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        s.signal(signal.SIGTERM)
+        assert s.proc.wait(10) == 0
+        assert time.monotonic() - started < 2.0                # did not wait the 2.5 s request out
+        slow.join(5)
+        assert isinstance(slow.result, requests.Response), slow.result
+        assert slow.result.status_code == 503 and slow.result.headers["X-Replica"]
+        assert slow.result.json()["errors"][0]["message"] == "shutting down; request abandoned"
+        assert "abandoned GET /api/accounts/acc-001/balance" in s.log.read_text()
+        assert "Traceback" not in s.log.read_text()
+
+
 def test_sigint_drains_like_sigterm(tmp_path: Path, template_db: Path) -> None:
     with start_service(tmp_path, fresh_db(template_db, tmp_path), DRAIN_SECONDS="0.2") as s:
         s.signal(signal.SIGINT)
