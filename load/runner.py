@@ -38,8 +38,8 @@ ROOT = LOCUSTFILE.parents[1]
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 TASKS = ("health", "balance", "create_payment", "payment_status")
 LOG_TAIL_LINES = 30
-# Saturation: achieved below this share of the target while the target answered fast
-SATURATION_SHORTFALL = 0.8
+SATURATION_CPU_SHARE = 0.9  # a generator process this busy sets the pace itself
+SATURATION_SHORTFALL = 0.8  # below this share of the target, the result explains why
 
 
 class LoadError(Exception):
@@ -174,6 +174,8 @@ class LoadRun:
         self._procs: list[_Proc] = []
         self._t0: float | None = None
         self._monitor = None
+        self._cpu0: dict[int, float | None] = {}
+        self._cpu0_t = 0.0
         self.result: LoadResult | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -274,7 +276,8 @@ class LoadRun:
                 raise LoadError(f"Locust {d.role} exited with code {d.popen.returncode} before requests flowed; "
                                 f"last log lines: {' | '.join(self.log_tail()[-8:])}")
             if self.progress().requests > 0:
-                self._t0 = self._t0 or time.time()
+                self._cpu0 = {p.popen.pid: cpu_demand(p.popen.pid) for p in self._procs}
+                self._cpu0_t = time.monotonic()
                 return
             time.sleep(0.1)
         raise LoadError(f"no request completed within {timeout:.0f}s of starting Locust against {self.plan.host}; "
@@ -326,12 +329,14 @@ class LoadRun:
         """SIGTERM the master/standalone (workers get Locust's quit message, then SIGTERM too),
         wait up to ``timeout`` for every process, kill what remains, merge the ledgers.
 
-        ``saturated`` is True when the generator, not the target, limited the rate: a Locust
-        process logged/reported CPU above 90 % (Locust's own cpu_warning), or the achieved rate
-        was below 80 % of the target while the target answered fast (median latency under half
-        the per-user pacing interval users/rate, so the users had time to spare and still fell
-        short — the shortfall was ours). A slow target (high latency) is NOT saturation: then the
-        shortfall is the target's and the verdict should see it as such.
+        ``saturated`` is True when the generator itself set the pace, so its rate and latencies
+        are suspect: one Locust process demanded >= 90 % of a core between the first request and
+        the stop (CPU time + time runnable but waiting, from /proc/PID/schedstat — waiting counts,
+        because on a shared machine a starved generator falls behind like a busy one), or Locust
+        logged its own "CPU usage above 90%" warning. Not from latency: in a closed loop a saturated
+        client inflates its own measured latency, so a "fast target but low rate" rule cannot see
+        it. A shortfall below 80 % of the target without saturation is explained in ``detail``
+        (the target's latency or too few users) and is not called saturation.
         """
         if self._monitor is not None:
             self._monitor.stop()
@@ -340,6 +345,7 @@ class LoadRun:
             if self.result is not None:
                 return self.result
             raise LoadError("LoadRun.stop() called before start()")
+        demand = self._cpu_share()
         head = [p for p in self._procs if p.role != "worker"]
         workers = [p for p in self._procs if p.role == "worker"]
         for p in head:
@@ -357,14 +363,23 @@ class LoadRun:
         self._procs = []
         assert self.ledger_dir is not None
         ledger_path = merge_ledgers(self.ledger_dir)
-        self.result = _result(ledger_path, self.plan, exit_code, log_tail, killed,
-                              cpu_warning=any("CPU usage above" in line for line in log_tail)
-                              or self._cpu_warning_reported())
+        cpu_warning = any("CPU usage above" in line for line in log_tail) or self.progress().saturated
+        self.result = _result(ledger_path, self.plan, exit_code, log_tail, killed, cpu_warning, demand)
         return self.result
 
-    def _cpu_warning_reported(self) -> bool:
-        return any(json.loads(p.read_text()).get("cpu_warning") for p in self.ledger_dir.glob("progress-*.json")
-                   if p.stat().st_size) if self.ledger_dir else False
+    def _cpu_share(self) -> float | None:
+        """The highest CPU demand of one Locust process since requests began to flow, as a share
+        of one core: (time on a CPU + time runnable but waiting for one) / wall time. Waiting
+        counts because on a shared machine a starved generator falls behind just like a busy one."""
+        wall = time.monotonic() - self._cpu0_t
+        if not self._cpu0 or wall < 0.5:
+            return None
+        shares = []
+        for p in self._procs:
+            before, after = self._cpu0.get(p.popen.pid), cpu_demand(p.popen.pid)
+            if before is not None and after is not None:
+                shares.append((after - before) / wall)
+        return max(shares) if shares else None
 
     def _kill_all(self, keep: bool = False) -> list[str]:
         """SIGKILL every process (group) still alive; returns the roles that had to be killed."""
@@ -383,6 +398,16 @@ class LoadRun:
         if not keep:
             self._procs = []
         return killed
+
+
+def cpu_demand(pid: int) -> float | None:
+    """Seconds process ``pid`` has run on a CPU plus waited runnable for one (/proc/PID/schedstat);
+    None when the kernel does not say."""
+    try:
+        run_ns, wait_ns, _slices = Path(f"/proc/{pid}/schedstat").read_text().split()[:3]
+        return (int(run_ns) + int(wait_ns)) / 1e9
+    except (OSError, ValueError):
+        return None
 
 
 def _signal(popen: subprocess.Popen, sig: int) -> None:
@@ -440,7 +465,8 @@ def preflight_check(host: str, token: str, timeout: float = 3.0) -> None:
 
 
 def _result(ledger_path: Path, plan: LoadPlan, exit_code: int, log_tail: list[str], killed: list[str],
-            cpu_warning: bool) -> LoadResult:
+            cpu_warning: bool, cpu_share: float | None) -> LoadResult:
+    """Count the merged ledger and judge saturation (see ``LoadRun.stop``)."""
     requests = failures = 0
     first = math.inf
     last = -math.inf
@@ -462,20 +488,19 @@ def _result(ledger_path: Path, plan: LoadPlan, exit_code: int, log_tail: list[st
     achieved = requests / duration if duration > 0 else 0.0
     detail = []
     saturated = False
+    if cpu_share is not None and cpu_share >= SATURATION_CPU_SHARE:
+        saturated = True
+        detail.append(f"a Locust process demanded {cpu_share:.0%} of a core (on it or waiting for it): "
+                      "the generator, not the target, set the pace")
     if cpu_warning:
         saturated = True
-        detail.append("a Locust process reported CPU above 90% (its rate and latencies are suspect)")
-    if requests and achieved < SATURATION_SHORTFALL * plan.rate:
+        detail.append("Locust reported CPU usage above 90%")
+    if requests and achieved < SATURATION_SHORTFALL * plan.rate and not saturated:
         latencies.sort()
         median = latencies[len(latencies) // 2]
-        interval = plan.users / plan.rate
-        if median < interval / 2:
-            saturated = True
-            detail.append(f"achieved {achieved:.0f} of {plan.rate:.0f} req/s while the median latency "
-                          f"({median * 1000:.1f} ms) left the users time to spare: the generator fell short")
-        else:
-            detail.append(f"achieved {achieved:.0f} of {plan.rate:.0f} req/s; the target was slow "
-                          f"(median {median * 1000:.1f} ms against a {interval * 1000:.1f} ms pacing interval)")
+        detail.append(f"achieved {achieved:.0f} of {plan.rate:.0f} req/s with the generator below "
+                      f"{SATURATION_CPU_SHARE:.0%} CPU: the target's latency (median {median * 1000:.1f} ms) "
+                      f"or too few users (at most ~{plan.users / max(median, 1e-9):.0f} req/s) limited the rate")
     if killed:
         detail.append(f"killed after the stop timeout: {', '.join(killed)}")
     return LoadResult(ledger_path=ledger_path, requests=requests, failures=failures, duration_s=duration,

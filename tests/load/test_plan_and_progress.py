@@ -1,0 +1,200 @@
+"""LoadPlan validation (one clear line each), the preflight, and the progress line."""
+from __future__ import annotations
+
+import io
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from load.progress import ProgressMonitor, TerminalProgress, format_line
+from load.runner import LoadError, LoadPlan, LoadRun, Progress, preflight_check
+
+from .conftest import processes_mentioning
+
+HOST = "http://127.0.0.1:8080"
+
+
+@pytest.mark.parametrize("changes, words", [
+    (dict(users=0), "users must be a positive integer"),
+    (dict(users=-3), "users must be a positive integer"),
+    (dict(users=2.5), "users must be a positive integer"),
+    (dict(rate=0), "rate must be > 0"),
+    (dict(rate=-1.0), "rate must be > 0"),
+    (dict(rate=float("nan")), "rate must be > 0"),
+    (dict(max_duration=0), "max_duration must be > 0"),
+    (dict(request_timeout=0), "request_timeout must be > 0"),
+    (dict(workers=-1), "workers must be 0"),
+    (dict(workers=5, users=2), "must not exceed users"),
+    (dict(host="127.0.0.1:8080"), "is not an http:// URL"),
+    (dict(host="ftp://127.0.0.1/"), "is not an http:// URL"),
+    (dict(host="http://10.0.0.7:8080"), "is not loopback"),
+    (dict(host="http://example.com"), "is not loopback"),
+    (dict(host="http://127.0.0.1:99999"), "is not a URL"),
+    (dict(mix={"health": 1, "shopping": 2}), "unknown tasks ['shopping']"),
+    (dict(mix={"health": 0}), "at least one > 0"),
+    (dict(mix={"health": -1, "balance": 2}), "weights must be integers >= 0"),
+])
+def test_bad_plans_fail_with_one_line(changes, words):
+    plan = LoadPlan(**{"host": HOST, **changes})
+    with pytest.raises(LoadError) as info:
+        plan.validate()
+    msg = str(info.value)
+    assert words in msg
+    assert "\n" not in msg
+
+
+def test_good_plans_validate():
+    LoadPlan(host=HOST).validate()
+    LoadPlan(host="http://localhost:1", users=1, rate=0.5, workers=1, mix={"health": 1}).validate()
+    LoadPlan(host="http://10.0.0.7:8080", allow_hosts=("10.0.0.7",)).validate()
+    assert LoadPlan(host=HOST, users=20, rate=200).rate_per_user == 10.0
+
+
+def test_invalid_plan_starts_nothing(tmp_path: Path):
+    led = tmp_path / "never-created-ledger"
+    with pytest.raises(LoadError, match="rate must be > 0"):
+        with LoadRun(LoadPlan(host=HOST, rate=0, ledger_dir=led)) as run:
+            run.start()
+    assert not led.exists()
+    assert processes_mentioning(str(led)) == []
+
+
+def test_unreachable_host_fails_before_any_load(tmp_path: Path):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    led = tmp_path / "unreachable-ledger"
+    t0 = time.monotonic()
+    with pytest.raises(LoadError) as info:
+        with LoadRun(LoadPlan(host=f"http://127.0.0.1:{port}", ledger_dir=led)) as run:
+            run.start()
+    msg = str(info.value)
+    assert f"http://127.0.0.1:{port} does not answer GET /health (connection refused or unreachable)" in msg
+    assert "\n" not in msg
+    assert time.monotonic() - t0 < 5
+    assert not led.exists()  # Locust never started: not even its log files exist
+    assert processes_mentioning(str(led)) == []
+
+
+def test_preflight_rejects_an_unhealthy_target():
+    from .standins import StandIn, server_error
+
+    with StandIn(server_error) as srv:
+        with pytest.raises(LoadError, match=r"answered GET /health with HTTP 500"):
+            preflight_check(srv.url, "test-token")
+        assert srv.requests == 1
+
+
+def test_a_used_ledger_dir_is_refused(tmp_path: Path):
+    from load.runner import _prepare_dir
+
+    (tmp_path / "ledger-worker-1.jsonl").write_text("")
+    with pytest.raises(LoadError, match="already holds ledger-worker-1.jsonl"):
+        _prepare_dir(tmp_path)
+
+
+# -- the progress line ---------------------------------------------------------------------------------
+
+def _p(**kw) -> Progress:
+    base = dict(elapsed=12.34, planned=60, requests=5000, rps=412.4, failures=0,
+                by_color={"green": 98, "blue": 2, "-": 7})
+    base.update(kw)
+    return Progress(**base)
+
+
+def test_format_line():
+    assert format_line(_p()) == "load 12.3/60 s  412 req/s  failures 0  active: green (98%)"
+    assert format_line(_p(by_color={"-": 3}, failures=3)) == "load 12.3/60 s  412 req/s  failures 3  active: none"
+    assert format_line(_p(saturated=True)).endswith("[generator CPU > 90%]")
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_terminal_progress_redraws_on_a_tty_and_prints_every_5s_otherwise():
+    tty = _Tty()
+    out = TerminalProgress(tty)
+    out(_p(rps=1000))
+    out(_p(rps=5))
+    out.close()
+    text = tty.getvalue()
+    assert text.count("\r") == 2 and text.endswith("\n") and text.count("\n") == 1
+    # the shorter second line blanks what is left of the longer first one
+    assert len(text.split("\r")[2].rstrip("\n")) == len(text.split("\r")[1])
+
+    now = [0.0]
+    plain = io.StringIO()
+    out = TerminalProgress(plain, clock=lambda: now[0])
+    for i in range(21):  # 10 s of polls every 0.5 s
+        now[0] = i * 0.5
+        out(_p(elapsed=now[0]))
+    lines = plain.getvalue().splitlines()
+    assert [ln.split()[1] for ln in lines] == ["0.0/60", "5.0/60", "10.0/60"]
+    assert "\r" not in plain.getvalue()
+
+
+def test_progress_monitor_polls_and_stops():
+    seen: list[Progress] = []
+    mon = ProgressMonitor(lambda: _p(requests=len(seen)), seen.append, interval=0.02).start()
+    deadline = time.monotonic() + 5
+    while len(seen) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    mon.stop()
+    assert len(seen) >= 3 and not mon.alive
+    n = len(seen)
+    time.sleep(0.1)
+    assert len(seen) == n and mon.error is None
+
+
+def test_progress_monitor_survives_a_broken_sink():
+    def boom(_p):
+        raise RuntimeError("terminal gone")
+
+    mon = ProgressMonitor(_p, boom, interval=0.01).start()
+    deadline = time.monotonic() + 5
+    while mon.alive and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert isinstance(mon.error, RuntimeError)
+    mon.stop()
+
+
+# -- saturation is judged from the generator's CPU, not from latency ---------------------------------
+
+def _ledger(path: Path, n: int, latency: float, span: float) -> Path:
+    from load.records import LedgerRecord, write_records
+
+    with open(path, "w") as out:
+        write_records(out, (LedgerRecord(t_start=1000 + i * span / n, t_end=1000 + i * span / n + latency,
+                                         method="GET", route="/health", status=200, outcome="ok")
+                            for i in range(n)))
+    return path
+
+
+def test_a_busy_generator_is_saturated(tmp_path: Path):
+    from load.runner import _result
+
+    plan = LoadPlan(host=HOST, users=10, rate=5000)
+    res = _result(_ledger(tmp_path / "l.jsonl", 1000, 0.001, 1.0), plan, 0, [], [], False, cpu_share=0.97)
+    assert res.saturated and "97% of a core" in res.detail
+    assert res.requests == 1000 and res.achieved_rps == pytest.approx(1000, rel=0.01)
+    assert res.load_target().saturated and res.load_target().target_rps == 5000
+    res = _result(tmp_path / "l.jsonl", plan, 0, ["[standalone] CPU usage above 90%! ..."], [], True, cpu_share=None)
+    assert res.saturated and "CPU usage above 90%" in res.detail
+
+
+def test_a_slow_target_is_not_generator_saturation(tmp_path: Path):
+    """Negative control: the same shortfall with an idle generator is explained, not saturated."""
+    from load.runner import _result
+
+    plan = LoadPlan(host=HOST, users=10, rate=5000)
+    res = _result(_ledger(tmp_path / "l.jsonl", 100, 0.1, 1.0), plan, 0, [], ["worker"], False, cpu_share=0.2)
+    assert not res.saturated
+    assert "median 100.0 ms" in res.detail and "at most ~100 req/s" in res.detail
+    assert "killed after the stop timeout: worker" in res.detail
+    fine = _result(_ledger(tmp_path / "m.jsonl", 100, 0.001, 1.0), LoadPlan(host=HOST, rate=100), 0, [], [], False, 0.1)
+    assert not fine.saturated and fine.detail == ""

@@ -1,0 +1,136 @@
+"""LoadRun end to end against a real payment-service process: the ledger it produces, distributed
+mode, stopping mid-run, and that no Locust process outlives a run on any path."""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import requests
+
+from load.progress import format_line
+from load.records import read_records
+from load.runner import LoadError, LoadPlan, LoadRun, Progress
+
+from . import standins
+from .conftest import processes_mentioning, wait_until
+
+pytestmark = pytest.mark.slow
+AUTH = {"Authorization": "Bearer test-token"}
+
+
+def _records(path: Path):
+    return list(read_records(path.read_text().splitlines()))
+
+
+def test_standalone_run_records_every_request(replica, tmp_path: Path):
+    led = tmp_path / "ledger"
+    seen: list[Progress] = []
+    with LoadRun(LoadPlan(host=replica.url, users=5, rate=100, max_duration=60, ledger_dir=led),
+                 progress=seen.append) as run:
+        t_before = time.time()
+        run.start()
+        assert processes_mentioning(str(led)), "Locust runs in its own process"
+        time.sleep(3)
+        live = run.progress()
+        result = run.stop()
+        t_after = time.time()
+    records = _records(result.ledger_path)
+    assert result.ledger_path == led / "ledger.jsonl"
+    assert len(records) == result.requests
+    # ~3 s at 100 req/s (plus start-up and stop); the exact count is the ledger's, never rounded
+    assert 200 <= result.requests <= 600
+    assert result.failures == 0 and {r.outcome for r in records} == {"ok"}
+    assert result.target_rps == 100.0 and 0 < result.achieved_rps
+    assert result.locust_exit_code == 0 and not result.saturated
+    assert all((r.version, r.color, r.replica) == ("v1", "blue", "blue-0") for r in records)
+    assert all(len(r.request_id) == 32 for r in records)
+    assert len({r.request_id for r in records}) == len(records)
+    # one clock: wall time, inside the run, sorted by start
+    assert all(t_before <= r.t_start <= r.t_end <= t_after for r in records)
+    assert [r.t_start for r in records] == sorted(r.t_start for r in records)
+    routes = Counter(r.route for r in records)
+    assert set(routes) == {"/health", "/api/accounts/{id}/balance", "/api/payments", "/api/payments/{id}"}
+    payments = [r for r in records if r.route == "/api/payments"]
+    assert all(r.method == "POST" and r.status == 201 and r.payment_id and r.idempotency_key and r.amount
+               for r in payments)
+    # the ledger's amounts are exactly what the service stored
+    for r in payments[:5]:
+        stored = requests.get(f"{replica.url}/api/payments/{r.payment_id}", headers=AUTH, timeout=5).json()
+        assert Decimal(str(stored["amount"])) == Decimal(r.amount)
+    polls = [r for r in records if r.route == "/api/payments/{id}"]
+    assert {r.payment_id for r in polls} <= {r.payment_id for r in payments}
+    # live progress while running, and the callback saw it too
+    assert live.requests > 0 and live.failures == 0 and live.active_color == ("blue", 1.0)
+    assert seen and "active: blue (100%)" in format_line(seen[-1])
+    assert processes_mentioning(str(led)) == []
+
+
+def test_distributed_run_merges_one_sorted_ledger(replica, tmp_path: Path):
+    led = tmp_path / "ledger"
+    with LoadRun(LoadPlan(host=replica.url, users=4, rate=60, max_duration=60, workers=2, ledger_dir=led,
+                          mix={"health": 1, "balance": 1})) as run:
+        run.start(ready_timeout=40)
+        wait_until(lambda: run.progress().requests >= 120, 20, "120 requests from the workers")
+        result = run.stop()
+    workers = sorted(led.glob("ledger-worker-*.jsonl"))
+    assert len(workers) == 2, "each worker writes its own ledger"
+    assert not list(led.glob("ledger-master-*.jsonl")), "the master makes no requests"
+    per_worker = [len(_records(p)) for p in workers]
+    assert all(n > 0 for n in per_worker), per_worker
+    records = _records(result.ledger_path)
+    assert len(records) == sum(per_worker) == result.requests
+    assert [r.t_start for r in records] == sorted(r.t_start for r in records)
+    assert result.failures == 0 and result.locust_exit_code == 0
+    assert processes_mentioning(str(led)) == []
+
+
+def test_stop_mid_run_and_exceptions_leave_no_process(replica, tmp_path: Path):
+    led = tmp_path / "ledger"
+    with pytest.raises(RuntimeError, match="the scenario blew up"):
+        with LoadRun(LoadPlan(host=replica.url, users=2, rate=20, max_duration=600, ledger_dir=led)) as run:
+            run.start()
+            pids = run.pids
+            assert pids and processes_mentioning(str(led))
+            raise RuntimeError("the scenario blew up")
+    assert processes_mentioning(str(led)) == []
+    assert run.result is not None and run.result.requests > 0  # __exit__ still stopped and merged
+    assert (led / "ledger.jsonl").exists()
+
+
+def test_run_time_cap_ends_the_run_by_itself(replica, tmp_path: Path):
+    led = tmp_path / "ledger"
+    with LoadRun(LoadPlan(host=replica.url, users=2, rate=20, max_duration=1, ledger_dir=led)) as run:
+        run.start()
+        wait_until(lambda: all(p.popen.poll() is not None for p in run._procs), 20, "Locust to end at --run-time")
+        result = run.stop()
+    assert result.locust_exit_code == 0 and 0 < result.requests <= 60
+
+
+def test_locust_that_never_gets_a_request_through_is_an_error_and_is_killed(tmp_path: Path):
+    led = tmp_path / "ledger"
+    with standins.StandIn(standins.hang) as srv:
+        with pytest.raises(LoadError) as info:
+            with LoadRun(LoadPlan(host=srv.url, users=1, rate=1, request_timeout=30, ledger_dir=led)) as run:
+                run.start(ready_timeout=3, preflight=False)
+    msg = str(info.value)
+    assert msg.startswith(f"no request completed within 3s of starting Locust against {srv.url}")
+    assert "last log lines:" in msg and "Starting Locust" in msg and "\n" not in msg
+    assert processes_mentioning(str(led)) == []
+
+
+def test_generator_that_cannot_keep_up_is_saturated(tmp_path: Path):
+    """Ask one Locust process for far more than it can make (100,000 req/s) from a target that
+    answers at once: the process runs flat out, and the result says the generator set the pace."""
+    led = tmp_path / "ledger"
+    with standins.StandIn(standins.healthy) as srv:
+        with LoadRun(LoadPlan(host=srv.url, users=4, rate=100_000, mix={"health": 1}, ledger_dir=led)) as run:
+            run.start()
+            time.sleep(2)
+            result = run.stop()
+    assert result.achieved_rps < 0.8 * result.target_rps
+    assert result.saturated, result.detail
+    assert "of a core" in result.detail or "CPU usage above 90%" in result.detail
+    assert result.failures == 0
