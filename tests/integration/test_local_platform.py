@@ -2,12 +2,14 @@
 scale-down, and cleanup (no orphan process, port or directory)."""
 from __future__ import annotations
 
+import contextlib
 import http.client
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -132,44 +134,41 @@ def test_port_in_use_is_one_line_and_leaves_nothing(platform):
     assert str(err.value).startswith(f"port {busy} on 127.0.0.1 is already in use")
 
 
-def test_ctrl_c_on_the_cli_stops_everything():
+@contextlib.contextmanager
+def platform_cli():
+    """``python -m fixtures.local up`` as a user starts it; yields (process, workdir)."""
     proc = subprocess.Popen([sys.executable, "-m", "fixtures.local", "up", "--replicas", "1"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
+    workdir = "/nonexistent"
     try:
+        lines: list[str] = []
         while not any(line.startswith("Token:") for line in lines):
             line = proc.stdout.readline()
             assert line, f"platform CLI ended early: {lines}"
             lines.append(line)
         workdir = next(line.split(": ", 1)[1].strip() for line in lines
                        if line.startswith("Workdir:"))
-        assert len(pids_of(workdir)) == 2  # one replica per colour
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(30) == 0
+        yield proc, workdir
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)  # only a SIGKILLed CLI leaves it behind
+
+
+def test_ctrl_c_on_the_cli_stops_everything():
+    with platform_cli() as (proc, workdir):
+        assert len(pids_of(workdir)) == 2  # one replica per colour
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+        assert not Path(workdir).exists()
     assert not pids_of(workdir)
 
 
 def test_replicas_die_with_a_harness_killed_by_sigkill():
     """No orphans even when the harness gets no chance to clean up (PR_SET_PDEATHSIG)."""
-    proc = subprocess.Popen([sys.executable, "-m", "fixtures.local", "up", "--replicas", "1"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    workdir = "/nonexistent"
-    lines = []
-    try:
-        while not any(line.startswith("Token:") for line in lines):
-            line = proc.stdout.readline()
-            assert line, f"platform CLI ended early: {lines}"
-            lines.append(line)
-        workdir = next(line.split(": ", 1)[1].strip() for line in lines
-                       if line.startswith("Workdir:"))
+    with platform_cli() as (proc, workdir):
         assert pids_of(workdir)
         proc.kill()
         proc.wait(10)
         wait_for(lambda: not pids_of(workdir), "replicas to die with their harness")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        shutil.rmtree(workdir, ignore_errors=True)  # the one thing a SIGKILL cannot clean
