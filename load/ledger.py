@@ -202,6 +202,9 @@ class LedgerListener:
     def on_request(self, request_type: str, name: str, response_time: float, response_length: int = 0,
                    response: Any = None, context: dict | None = None, exception: BaseException | None = None,
                    start_time: float | None = None, url: str | None = None, **_kw: Any) -> None:
+        if not self.write_records:
+            self._count_only(response, exception, start_time, response_time)
+            return
         try:
             rec = record_from_event(name, request_type, response_time, response, context, exception, start_time)
         except Exception as exc:  # noqa: BLE001 - a listener fails soft but never loses the request
@@ -221,6 +224,22 @@ class LedgerListener:
             buf.append(record_line(rec))
             if len(buf) >= MAX_BUFFER:
                 self.flush()
+
+    def _count_only(self, response: Any, exception: BaseException | None, start_time: float | None,
+                    response_time: float) -> None:
+        """Ledger off (benchmarks): the live counters only, no record built."""
+        self.requests += 1
+        outcome = "ok" if exception is None else "failed"
+        if exception is not None:
+            self.failures += 1
+        self.by_outcome[outcome] += 1
+        t_end = (start_time or time.time()) + (response_time or 0) / 1000.0
+        headers = getattr(response, "headers", None)
+        color = (headers.get("X-App-Color") if headers is not None else "") or "-"
+        bucket = self._buckets.get(int(t_end * 10))
+        if bucket is None:
+            bucket = self._buckets[int(t_end * 10)] = Counter()
+        bucket[color] += 1
 
     # -- the periodic part --------------------------------------------------------------------
 
