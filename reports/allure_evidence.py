@@ -1,0 +1,108 @@
+"""Evidence for Allure: attachments on the current test, environment.properties, categories.json.
+
+The categories match the wording of the verdict's reasons (reports/verdict.py): a failing
+zero-downtime test asserts with ``verdict.summary()``, and Allure files it under the first
+category whose ``messageRegex`` matches. The patterns use ``[\\s\\S]*`` rather than ``.*`` so
+they mean the same to Allure 2 (Java, whole-message match) and Allure 3 (JavaScript search) on a
+multi-line message.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from reports.evidence import SECRET_KEY, REDACTED, EvidencePaths, redact_text
+
+DEFAULT_LEDGER_CAP = 20 * 2**20  # bytes of ledger attached; the rest stays in the file
+
+_ANY = r"[\s\S]*"
+DROPPED_RE = (_ANY + r"\b\d[\d,]* (?:connection resets?|connections? refused|timeouts?|"
+              r"bad or incomplete bod(?:y|ies)|HTTP (?:\d{3}|error) answers?|"
+              r"requests? with outcome '[^']*') (?:at|from) " + _ANY)
+DATA_LOSS_RE = _ANY + r"\bdata loss: " + _ANY
+CUTOVER_RE = _ANY + r"\b(?:cutover|unknown version): " + _ANY
+LATENCY_RE = _ANY + r"\blatency regression: " + _ANY
+INCONCLUSIVE_RE = _ANY + r"\binconclusive: " + _ANY
+
+# Order matters: Allure files a test under the first category that matches, and a FAIL can
+# carry inconclusive reasons too (failures under short load), so "Inconclusive load" is last.
+CATEGORIES: list[dict[str, Any]] = [
+    {"name": "Data loss", "matchedStatuses": ["failed", "broken"], "messageRegex": DATA_LOSS_RE},
+    {"name": "Dropped requests", "matchedStatuses": ["failed", "broken"],
+     "messageRegex": DROPPED_RE},
+    {"name": "Cutover not seen", "matchedStatuses": ["failed", "broken"],
+     "messageRegex": CUTOVER_RE},
+    {"name": "Latency regression", "matchedStatuses": ["failed", "broken"],
+     "messageRegex": LATENCY_RE},
+    {"name": "Inconclusive load", "matchedStatuses": ["failed", "broken", "skipped"],
+     "messageRegex": INCONCLUSIVE_RE},
+]
+
+
+def write_categories(results_dir: Path) -> Path:
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / "categories.json"
+    path.write_text(json.dumps(CATEGORIES, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def _prop_escape(text: str, key: bool = False) -> str:
+    out = text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    out = out.replace("\t", "\\t")
+    if key:
+        out = out.replace("=", "\\=").replace(":", "\\:").replace(" ", "\\ ")
+    return out
+
+
+def write_environment(results_dir: Path, props: Mapping[str, Any]) -> Path:
+    """environment.properties for the report's Environment widget; secrets are redacted by
+    key name (token, password, secret, authorization, kubeconfig, ...) and inside values
+    (bearer tokens, passwords in URLs)."""
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for k in sorted(props):
+        v = props[k]
+        value = REDACTED if SECRET_KEY.search(str(k)) else redact_text("" if v is None else str(v))
+        lines.append(f"{_prop_escape(str(k), key=True)}={_prop_escape(value)}")
+    path = results_dir / "environment.properties"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def attach_evidence(paths: EvidencePaths, ledger_path: Path | None = None, *,
+                    max_ledger_bytes: int = DEFAULT_LEDGER_CAP) -> None:
+    """Attach the verdict JSON, the HTML page, the PNG chart and the ledger to the running
+    Allure test (a no-op when allure-pytest is not collecting results)."""
+    import allure  # lazily: evidence must render without Allure installed
+
+    allure.attach.file(str(paths.json), name="verdict.json",
+                       attachment_type=allure.attachment_type.JSON)
+    allure.attach.file(str(paths.html), name="switch report (html)",
+                       attachment_type=allure.attachment_type.HTML)
+    if paths.png is not None and Path(paths.png).exists():
+        allure.attach.file(str(paths.png), name="switch timeline (png)",
+                           attachment_type=allure.attachment_type.PNG)
+    if ledger_path is not None and Path(ledger_path).exists():
+        attach_ledger(Path(ledger_path), max_bytes=max_ledger_bytes)
+
+
+def attach_ledger(ledger_path: Path, *, max_bytes: int = DEFAULT_LEDGER_CAP) -> None:
+    import allure
+
+    size = ledger_path.stat().st_size
+    if size <= max_bytes:
+        allure.attach.file(str(ledger_path), name="ledger.jsonl",
+                           attachment_type=allure.attachment_type.TEXT, extension="jsonl")
+        return
+    with ledger_path.open("rb") as f:
+        head = f.read(max_bytes)
+    cut = head.rfind(b"\n")
+    head = head[:cut + 1] if cut >= 0 else b""
+    lines = head.count(b"\n")
+    note = (f"# truncated: the first {len(head):,} of {size:,} bytes ({lines:,} lines); "
+            f"the whole ledger is {ledger_path}\n").encode()
+    allure.attach(note + head, name=f"ledger.jsonl (first {len(head) // 2**20} MB)",
+                  attachment_type=allure.attachment_type.TEXT, extension="jsonl")
