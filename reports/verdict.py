@@ -86,7 +86,7 @@ class Series:
     p99_ms: list[float | None]
 
 
-@dataclass
+@dataclass(repr=False)
 class Verdict:
     verdict: str
     reasons: list[str]
@@ -103,6 +103,10 @@ class Verdict:
     requests_in_window: int = 0
     scenario: str | None = None
     series: Series | None = None
+
+    def __repr__(self) -> str:  # short: pytest prints it under every failed assertion
+        return (f"Verdict({self.verdict}, {self.requests_total:,} requests, "
+                f"{self.requests_failed:,} failed, {len(self.reasons)} reasons)")
 
     @property
     def passed(self) -> bool:
