@@ -72,21 +72,35 @@ def write_environment(results_dir: Path, props: Mapping[str, Any]) -> Path:
     return path
 
 
-def attach_evidence(paths: EvidencePaths, ledger_path: Path | None = None, *,
-                    max_ledger_bytes: int = DEFAULT_LEDGER_CAP) -> None:
+def attach_evidence(paths: EvidencePaths | Mapping[str, Path], ledger_path: Path | None = None,
+                    *, max_ledger_bytes: int = DEFAULT_LEDGER_CAP) -> None:
     """Attach the verdict JSON, the HTML page, the PNG chart and the ledger to the running
-    Allure test (a no-op when allure-pytest is not collecting results)."""
+    Allure test (a no-op when allure-pytest is not collecting results). ``paths`` is what
+    write_evidence returned, or a dict with the keys json, html, png."""
     import allure  # lazily: evidence must render without Allure installed
 
-    allure.attach.file(str(paths.json), name="verdict.json",
-                       attachment_type=allure.attachment_type.JSON)
-    allure.attach.file(str(paths.html), name="switch report (html)",
-                       attachment_type=allure.attachment_type.HTML)
-    if paths.png is not None and Path(paths.png).exists():
-        allure.attach.file(str(paths.png), name="switch timeline (png)",
-                           attachment_type=allure.attachment_type.PNG)
+    kinds = (("json", "verdict.json", allure.attachment_type.JSON),
+             ("html", "switch report (html)", allure.attachment_type.HTML),
+             ("png", "switch timeline (png)", allure.attachment_type.PNG))
+    for key, name, kind in kinds:
+        path = paths.get(key)
+        if path is not None and Path(path).exists():
+            allure.attach.file(str(path), name=name, attachment_type=kind)
     if ledger_path is not None and Path(ledger_path).exists():
         attach_ledger(Path(ledger_path), max_bytes=max_ledger_bytes)
+
+
+def attach_proof(proof: Any, *, max_ledger_bytes: int = DEFAULT_LEDGER_CAP) -> None:
+    """Attach a scenarios.proof.Proof: its explanation as text, its evidence files and its
+    ledger (``proof.load.ledger_path``). Duck-typed so this module imports nothing of scenarios/."""
+    import allure
+
+    explain = getattr(proof, "explain", None)
+    if callable(explain):
+        allure.attach(explain(), name="verdict", attachment_type=allure.attachment_type.TEXT)
+    load = getattr(proof, "load", None)
+    attach_evidence(proof.evidence, getattr(load, "ledger_path", None),
+                    max_ledger_bytes=max_ledger_bytes)
 
 
 def attach_ledger(ledger_path: Path, *, max_bytes: int = DEFAULT_LEDGER_CAP) -> None:

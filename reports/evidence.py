@@ -34,9 +34,27 @@ _VERSION_COLOURS = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7
 
 @dataclass(frozen=True)
 class EvidencePaths:
+    """The files written; also readable like a dict (``paths["html"]``, ``paths.get("png")``)."""
+
     json: Path
     html: Path
     png: Path | None  # None when matplotlib is not installed (the HTML says so)
+
+    def as_dict(self) -> dict[str, Path]:
+        return {k: v for k, v in (("json", self.json), ("html", self.html), ("png", self.png))
+                if v is not None}
+
+    def __getitem__(self, key: str) -> Path:
+        return self.as_dict()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.as_dict().get(key, default)
+
+    def keys(self):  # noqa: ANN201 - dict protocol
+        return self.as_dict().keys()
+
+    def items(self):  # noqa: ANN201
+        return self.as_dict().items()
 
 
 # --------------------------------------------------------------------------------------------

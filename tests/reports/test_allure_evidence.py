@@ -118,7 +118,8 @@ def test_write_environment_redacts_secrets(tmp_path):
 
 ATTACHING_TEST = """
 from pathlib import Path
-from reports.allure_evidence import attach_evidence
+from types import SimpleNamespace
+from reports.allure_evidence import attach_evidence, attach_proof
 from reports.evidence import write_evidence
 from reports.verdict import judge
 from tests.reports.builders import clean, cutover, good_data, good_load, timeline
@@ -130,16 +131,23 @@ def test_switch(tmp_path):
         write_records(f, clean())
     v = judge(clean(), timeline(), cutover(), good_data(), good_load())
     paths = write_evidence(v, timeline(), tmp_path, "switch", ledger)
-    attach_evidence(paths, ledger, max_ledger_bytes={cap})
+    if "{via}" == "proof":
+        proof = SimpleNamespace(evidence=paths, load=SimpleNamespace(ledger_path=ledger),
+                                explain=lambda: "switch: PASS\\n- " + v.reasons[0])
+        attach_proof(proof, max_ledger_bytes={cap})
+    else:
+        attach_evidence(paths.as_dict(), ledger, max_ledger_bytes={cap})
 """
 
 
-@pytest.mark.parametrize("cap, truncated", [(10**9, False), (20_000, True)])
-def test_attachments_land_on_the_allure_test(pytester, tmp_path, monkeypatch, cap, truncated):
+@pytest.mark.parametrize("via, cap, truncated", [
+    ("evidence", 10**9, False), ("evidence", 20_000, True), ("proof", 10**9, False)])
+def test_attachments_land_on_the_allure_test(pytester, tmp_path, monkeypatch, via, cap,
+                                             truncated):
     # a subprocess: matplotlib cannot be imported twice in one process, which an in-process
     # pytester run would do once it restores sys.modules
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    pytester.makepyfile(test_attach=ATTACHING_TEST.format(cap=cap))
+    pytester.makepyfile(test_attach=ATTACHING_TEST.format(cap=cap, via=via))
     results = tmp_path / "allure-results"
     outcome = pytester.runpytest_subprocess("-p", "allure_pytest", "--alluredir", str(results),
                                            "-p", "no:cacheprovider", "-p", "no:locust")
@@ -159,3 +167,6 @@ def test_attachments_land_on_the_allure_test(pytester, tmp_path, monkeypatch, ca
     else:
         assert body.count(b"\n") == 3000
     assert json.loads((results / by_name["verdict.json"]["source"]).read_text())["verdict"] == "PASS"
+    if via == "proof":
+        text = (results / by_name["verdict"]["source"]).read_text()
+        assert text.startswith("switch: PASS\n- 0 failures in 3,000 requests")

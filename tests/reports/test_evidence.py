@@ -104,3 +104,10 @@ def test_an_empty_ledger_still_renders(tmp_path):
     assert ">INCONCLUSIVE</div>" in page and "the ledger holds no request" in page
     assert json.loads(paths.json.read_text())["latency_ms"]["during"] == {"p50": None,
                                                                          "p99": None}
+
+
+def test_evidence_paths_read_like_a_dict(tmp_path):
+    paths = write_evidence(failing_verdict(), timeline(), tmp_path, "switch")
+    assert paths["html"] == paths.get("html") == paths.html
+    assert dict(paths.items()) == {"json": paths.json, "html": paths.html, "png": paths.png}
+    assert paths.get("nope", "") == ""
