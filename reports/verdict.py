@@ -215,7 +215,9 @@ class _Tally:
     def __init__(self, cutover: Cutover, policy: Policy) -> None:
         self.c = cutover
         self.known = {cutover.old_version, cutover.new_version}
-        self.versions_differ = cutover.old_version != cutover.new_version
+        # without both names no answer can be attributed: judged INCONCLUSIVE, not "unknown"
+        self.versions_named = bool(cutover.old_version and cutover.new_version)
+        self.versions_differ = self.versions_named and cutover.old_version != cutover.new_version
         self.total = 0
         self.failed = 0
         self.t0: float | None = None
@@ -285,6 +287,8 @@ class _Tally:
                     self.new_after_switch += 1
 
         v = r.version
+        if not self.versions_named:
+            return
         if (v and v not in self.known) or (not v and ok):
             self._note(self.unknown, v or NO_VERSION, t, r.replica)
         elif v == c.new_version:
@@ -421,6 +425,11 @@ def judge(records: Iterable[LedgerRecord], timeline: Sequence[Event], cutover: C
             f"the policy needs {policy.min_requests_in_window:,}")
     if data.error:
         inconclusive.append(f"inconclusive: the data check could not run: {data.error}")
+    if not tally.versions_named:
+        inconclusive.append(
+            f"inconclusive: the scenario did not name both versions (old "
+            f"{cutover.old_version or '?'}, new {cutover.new_version or '?'}), so no answer can "
+            f"be attributed to a side of the switch")
 
     # -- the bound on the failure rate
     upper = clopper_pearson_upper(tally.failed, tally.total, policy.confidence)

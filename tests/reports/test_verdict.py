@@ -380,3 +380,17 @@ def test_judge_is_pure_same_inputs_same_verdict():
     a = run(list(clean())).to_dict()
     b = run(list(clean())).to_dict()
     assert a == b
+
+
+def test_unnamed_versions_are_inconclusive_not_unknown():
+    from load.records import Cutover
+    c = cutover()
+    v = run(cut=Cutover("", NEW, c.t_switch, c.t_drained))
+    assert v.verdict == INCONCLUSIVE
+    assert v.reasons[0] == ("inconclusive: the scenario did not name both versions (old ?, new "
+                            "1.1.0), so no answer can be attributed to a side of the switch")
+    assert not any(r.startswith("unknown version") for r in v.reasons)
+
+
+def test_repr_is_short_for_assertion_messages():
+    assert repr(run()) == "Verdict(PASS, 3,000 requests, 0 failed, 3 reasons)"
