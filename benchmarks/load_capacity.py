@@ -149,10 +149,11 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    import locust
+    from importlib.metadata import version  # never `import locust` here: it monkey-patches this process
 
     return (f"nproc {os.cpu_count()}, CPU {model}, Python {platform.python_version()}, "
-            f"Locust {locust.__version__}, {platform.system()} {platform.release()}")
+            f"Locust {version('locust')}, geventhttpclient {version('geventhttpclient')}, "
+            f"{platform.system()} {platform.release()}")
 
 
 def main() -> int:

@@ -416,7 +416,8 @@ def merge_ledgers(directory: Path | str, chunk: int = MERGE_CHUNK) -> Path:
     each file is cut into runs of at most ``chunk`` records, each run sorted in memory (spilled
     to a temp file when the file holds more than one run), and all runs of all files are merged
     with ``heapq.merge``. Memory is bounded by ``chunk`` records (~200k lines, ~60 MB) whatever
-    the disorder or the size; a million records merge in seconds (see benchmarks/RESULTS.md).
+    the disorder or the size; a million records merge in ~11 s with ~100 MB peak RSS on the
+    2-core dev machine (benchmarks/RESULTS.md).
     Torn or non-JSON lines are dropped. Written to a temp file and renamed: a reader never sees
     half a merge.
     """

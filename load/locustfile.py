@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import random
+import sys
 import uuid
 from collections import deque
 from decimal import Decimal, InvalidOperation
@@ -44,7 +45,13 @@ from pathlib import Path
 import gevent
 from locust import FastHttpUser, constant_throughput, events
 
-from load import ledger
+# `locust -f .../load/locustfile.py` from any directory: Locust puts only load/ and the cwd on
+# sys.path, and `load` is imported from the repository root, never installed
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from load import ledger  # noqa: E402
 
 log = logging.getLogger("zerodrop.load")
 

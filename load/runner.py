@@ -317,7 +317,7 @@ class LoadRun:
                 except OSError:
                     continue
                 tail.extend(f"[{p.role}] {line}" for line in text[-lines:] if line.strip())
-        return tail[-lines:] if len(self._procs) == 1 else tail
+        return tail  # at most `lines` per process, the head's first: workers cannot crowd them out
 
     @property
     def pids(self) -> list[int]:
