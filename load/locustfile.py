@@ -162,7 +162,10 @@ class PaymentServiceUser(FastHttpUser):
                 resp.failure(ledger.UnexpectedStatus(f"HTTP {status}, expected {expected}"))
                 return
             if check is not None:
-                problem = check(resp, ctx)
+                try:
+                    problem = check(resp, ctx)
+                except Exception as exc:  # noqa: BLE001 - a crashing check must not unrecord the request
+                    problem = f"body check crashed: {exc!r}"[:200]
                 if problem:
                     resp.failure(ledger.BadBody(problem))
                     return

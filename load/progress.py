@@ -53,9 +53,11 @@ class TerminalProgress:
             self.stream.flush()
 
     def close(self) -> None:
+        """End the redrawn line (idempotent: LoadRun.stop and the caller may both close)."""
         if self.tty and self._width:
             self.stream.write("\n")
             self.stream.flush()
+            self._width = 0
 
 
 class ProgressMonitor:

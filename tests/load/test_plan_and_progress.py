@@ -122,6 +122,7 @@ def test_terminal_progress_redraws_on_a_tty_and_prints_every_5s_otherwise():
     out(_p(rps=1000))
     out(_p(rps=5))
     out.close()
+    out.close()  # LoadRun.stop closes it and so may the caller: one newline
     text = tty.getvalue()
     assert text.count("\r") == 2 and text.endswith("\n") and text.count("\n") == 1
     # the shorter second line blanks what is left of the longer first one

@@ -2,6 +2,7 @@
 mode, stopping mid-run, and that no Locust process outlives a run on any path."""
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from decimal import Decimal
@@ -134,3 +135,39 @@ def test_generator_that_cannot_keep_up_is_saturated(tmp_path: Path):
     assert result.saturated, result.detail
     assert "of a core" in result.detail or "CPU usage above 90%" in result.detail
     assert result.failures == 0
+
+
+def test_locust_ends_itself_when_the_harness_is_killed(replica, tmp_path: Path):
+    """SIGKILL leaves no chance to clean up: the Locust processes notice their parent is gone
+    (ZERODROP_PARENT_PID) and shut down, workers included."""
+    import signal
+    import subprocess
+    import sys
+
+    led = tmp_path / "ledger"
+    code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from load.runner import LoadPlan, LoadRun\n"
+        f"run = LoadRun(LoadPlan(host={replica.url!r}, users=2, rate=20, workers=1, ledger_dir=Path({str(led)!r})))\n"
+        "run.start(ready_timeout=40)\n"
+        "print('flowing', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    harness = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert harness.stdout.readline().strip() == "flowing"
+        locusts = [pid for pid, _ in processes_mentioning(str(led)) if pid != harness.pid]
+        assert len(locusts) == 2  # master + 1 worker
+        harness.send_signal(signal.SIGKILL)
+        harness.wait(10)
+        wait_until(lambda: processes_mentioning(str(led)) == [], 20, "the orphaned Locust processes to exit")
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+            harness.wait(10)
+        for pid, _cmd in processes_mentioning(str(led)):  # only ours: the unique ledger dir
+            os.kill(pid, signal.SIGKILL)
+    # what they recorded before going is on disk, flushed on their way out
+    assert sum(1 for p in led.glob("ledger-worker-*.jsonl") for _ in p.open()) > 0
