@@ -171,3 +171,36 @@ def test_locust_ends_itself_when_the_harness_is_killed(replica, tmp_path: Path):
             os.kill(pid, signal.SIGKILL)
     # what they recorded before going is on disk, flushed on their way out
     assert sum(1 for p in led.glob("ledger-worker-*.jsonl") for _ in p.open()) > 0
+
+
+def test_ledger_and_progress_follow_a_blue_green_switch(tmp_path: Path):
+    """Through the local platform's Service front: load starts on blue, the selector moves to
+    green, blue is scaled to zero (its kept-alive connections drain), and both the live progress
+    and the ledger show the answers moving to green. Failures are counted, not judged here (that
+    is the verdict's job): every record is either answered with a colour or a failure."""
+    from fixtures.local.platform import LocalConfig, stand_up
+
+    led = tmp_path / "ledger"
+    platform = stand_up(LocalConfig(replicas=1))
+    try:
+        with LoadRun(LoadPlan(host=platform.service_url, users=4, rate=80, max_duration=60, ledger_dir=led)) as run:
+            run.start()
+            wait_until(lambda: (run.progress().active_color or ("",))[0] == "blue", 10, "blue to serve")
+            platform.route_to("green")
+            platform.scale("blue", 0)
+            wait_until(lambda: (run.progress().active_color or ("",))[0] == "green", 20,
+                       "green to serve most of the last second")
+            result = run.stop()
+    finally:
+        platform.teardown()
+    records = _records(result.ledger_path)
+    by_color = Counter(r.color for r in records if r.outcome == "ok")
+    assert by_color["blue"] > 0 and by_color["green"] > 0, by_color
+    versions = {(r.color, r.version) for r in records if r.outcome == "ok"}
+    assert versions == {("blue", "v1.0.0"), ("green", "v1.1.0")}
+    assert all(r.color and r.replica for r in records if r.outcome == "ok")
+    assert all(r.error for r in records if r.outcome != "ok")
+    last_blue = max(r.t_end for r in records if r.color == "blue")
+    first_green = min(r.t_start for r in records if r.color == "green")
+    assert first_green < max(r.t_start for r in records) and last_blue < max(r.t_end for r in records)
+    assert processes_mentioning(str(led)) == []
