@@ -352,8 +352,9 @@ class LoadRun:
             _signal(p.popen, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         _wait_all(head, deadline)
-        # the master told its workers to quit; a worker that missed it gets SIGTERM
-        _wait_all(workers, min(deadline, time.monotonic() + 5.0))
+        # the master told its workers to quit; they let in-flight requests end (--stop-timeout =
+        # request timeout + 1 s) before they flush and exit. One that missed it gets SIGTERM.
+        _wait_all(workers, min(deadline, time.monotonic() + self.plan.request_timeout + 3.0))
         for p in workers:
             _signal(p.popen, signal.SIGTERM)
         _wait_all(workers, deadline)

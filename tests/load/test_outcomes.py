@@ -30,6 +30,7 @@ class Scenario:
     behaviour: standins.Behaviour | None  # None: a closed port
     mix: dict[str, int]
     request_timeout: float = 2.0
+    workers: int = 0
 
 
 SCENARIOS = {
@@ -37,6 +38,7 @@ SCENARIOS = {
     "reset": Scenario(standins.reset, {"balance": 1}),
     "cut": Scenario(standins.close_mid_answer, {"health": 1}),
     "timeout": Scenario(standins.hang, {"health": 1}, request_timeout=0.5),
+    "timeout_distributed": Scenario(standins.hang, {"health": 1}, request_timeout=0.5, workers=1),
     "http_error": Scenario(standins.server_error, {"balance": 1}),
     "wrong_amount": Scenario(standins.wrong_amount, {"create_payment": 1}),
     "not_json": Scenario(standins.not_json, {"create_payment": 1}),
@@ -72,7 +74,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
             else:
                 servers[name] = stack.enter_context(standins.StandIn(sc.behaviour))
                 host = servers[name].url
-            plan = LoadPlan(host=host, users=2, rate=20, max_duration=30, mix=sc.mix,
+            plan = LoadPlan(host=host, users=2, rate=20, max_duration=30, mix=sc.mix, workers=sc.workers,
                             request_timeout=sc.request_timeout, ledger_dir=base / name)
             runs[name] = stack.enter_context(LoadRun(plan))
         # the stand-ins are broken on purpose: no preflight, we want their failures recorded
@@ -122,6 +124,13 @@ def test_no_answer_is_timeout(outcomes):
     # the 0.5 s per-request timeout, give or take scheduling on a busy machine
     assert all(0.4 <= r.t_end - r.t_start < 3.0 for r in o.records)
     # the requests still in flight when stop() came were waited for, not dropped
+    assert o.server_requests == len(o.records)
+
+
+def test_in_flight_requests_of_workers_are_waited_for(outcomes):
+    o = outcomes["timeout_distributed"]
+    assert o.records and set(_outcomes(o)) == {"timeout"}
+    assert len(list(o.ledger_dir.glob("ledger-worker-*.jsonl"))) == 1
     assert o.server_requests == len(o.records)
 
 
