@@ -7,7 +7,7 @@ Locust, no gevent. Times are ``time.time()`` seconds, the same clock as timeline
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import IO, Any, Iterable, Iterator
 
 OUTCOMES = ("ok", "http_error", "refused", "reset", "timeout", "bad_body")
@@ -48,7 +48,8 @@ class LedgerRecord:
         return (self.t_end - self.t_start) * 1000.0
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        # __dict__ holds the same fields as asdict() (all are plain values) at a fifth the cost
+        return json.dumps(self.__dict__, separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "LedgerRecord":

@@ -61,7 +61,7 @@ class FailureClass:
     count: int
     first_t: float
     last_t: float
-    after_event: str | None   # the latest timeline event at or before first_t
+    after_event: str | None   # the latest timeline event at or before first_t (first seen)
     after_s: float | None     # first_t - that event's t
 
     @property
@@ -268,15 +268,19 @@ class _Tally:
             sec.failed += 1
             self.by_outcome[r.outcome] = self.by_outcome.get(r.outcome, 0) + 1
             key = (r.outcome, int(r.status or 0))
+            # A failure is placed when it was SEEN (t_end): a request in flight when a replica
+            # was killed started before the kill but failed because of it. A timeout's t_end is
+            # only the client's deadline, so it is placed where it went unanswered: t_start.
+            seen = r.t_start if r.outcome == "timeout" else r.t_end
             cls = self.classes.get(key)
             if cls is None:
-                self.classes[key] = [1, t, t]
+                self.classes[key] = [1, seen, seen]
             else:
                 cls[0] += 1
-                if t < cls[1]:
-                    cls[1] = t
-                if t > cls[2]:
-                    cls[2] = t
+                if seen < cls[1]:
+                    cls[1] = seen
+                if seen > cls[2]:
+                    cls[2] = seen
 
         if r.status or r.version:
             label = r.version or NO_VERSION

@@ -11,7 +11,10 @@ Fixed from the seed:
 - a failure after the switch routes traffic back instead of "consider manual rollback".
 
 Negative-control knobs (``SwitchSettings.broken``) break the switch on purpose, so that
-tests can show the verdict catches each way a switch goes wrong.
+tests can show the verdict catches each way a switch goes wrong: ``skip_ready_wait`` routes to
+the new colour without waiting for ready replicas; ``no_drain`` scales the old colour down
+right after the selector patch (no verification, no drain), as the seed did; ``kill_old``
+ends the old replicas with SIGKILL right after the switch instead of draining them.
 """
 from __future__ import annotations
 
@@ -53,7 +56,7 @@ class SwitchSettings:
             raise ValueError(f"drain_seconds must be >= 0, got {self.drain_seconds}")
 
     def drain_for(self, platform: Platform) -> float:
-        if self.broken == "no_drain":
+        if self.broken in ("no_drain", "kill_old"):
             return 0.0
         if self.drain_seconds is not None:
             return self.drain_seconds
@@ -164,10 +167,11 @@ def _cutover(platform: Platform, old: str, new: str, settings: SwitchSettings, n
         steps.append(Step(f"wait for {new} ready", wait_ready))
         if settings.smoke:
             steps.append(Step(f"smoke test {new} preview", smoke))
-    steps += [Step(f"switch traffic to {new}", route),
-              Step(f"verify {new} serves the Service", verify)]
-    if settings.post_deploy:
-        steps.append(Step("post-deploy checks", post_deploy))
+    steps.append(Step(f"switch traffic to {new}", route))
+    if settings.broken != "no_drain":  # the seed's race: scale down while the switch propagates
+        steps.append(Step(f"verify {new} serves the Service", verify))
+        if settings.post_deploy:
+            steps.append(Step("post-deploy checks", post_deploy))
     if drain > 0:
         steps.append(Step(f"drain {old} ({drain:g} s)", drain_old))
     if settings.broken == "kill_old":

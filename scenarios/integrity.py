@@ -18,12 +18,15 @@ from load.records import DataCheck, LedgerRecord, read_records
 MAX_KEYS_CHECKED = 20000  # bounds the work; the count checked is reported
 
 
-def acknowledged_payments(records: Iterable[LedgerRecord]) -> tuple[dict[str, str], set[str]]:
-    """(payment id -> amount) of every 201 payment creation, and every key that was sent."""
+def acknowledged_payments(records: Iterable[LedgerRecord],
+                          window: tuple[float, float] = (float("-inf"), float("inf")),
+                          ) -> tuple[dict[str, str], set[str]]:
+    """(payment id -> amount) of every 201 payment creation that started within ``window``,
+    and every key that was sent there."""
     acked: dict[str, str] = {}
     keys: set[str] = set()
     for r in records:
-        if r.method != "POST" or not r.idempotency_key:
+        if r.method != "POST" or not r.idempotency_key or not window[0] <= r.t_start < window[1]:
             continue
         keys.add(r.idempotency_key)
         if r.outcome == "ok" and r.payment_id:
@@ -31,10 +34,11 @@ def acknowledged_payments(records: Iterable[LedgerRecord]) -> tuple[dict[str, st
     return acked, keys
 
 
-def check_payments(base_url: str, token: str, ledger: Path, workers: int = 8,
-                   timeout: float = 10.0) -> DataCheck:
+def check_payments(base_url: str, token: str, ledger: Path,
+                   window: tuple[float, float] = (float("-inf"), float("inf")),
+                   workers: int = 8, timeout: float = 10.0) -> DataCheck:
     with open(ledger) as f:
-        acked, keys = acknowledged_payments(read_records(f))
+        acked, keys = acknowledged_payments(read_records(f), window)
     http = requests.Session()
     http.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=workers, max_retries=0))
     headers = {"Authorization": f"Bearer {token}"}

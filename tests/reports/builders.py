@@ -30,10 +30,13 @@ def timeline() -> list[Event]:
     ]
 
 
-def record(t: float, version: str | None = None, *, latency_s: float = 0.005,
+def record(t: float, version: str | None = None, *, latency_s: float | None = None,
            outcome: str = "ok", status: int | None = None, replica: str | None = None,
            i: int = 0) -> LedgerRecord:
-    """One request started at T0 + t; the version defaults to what a clean switch serves."""
+    """One request started at T0 + t; the version defaults to what a clean switch serves.
+    An ok request takes 5 ms unless told; a failure is seen at once unless told."""
+    if latency_s is None:
+        latency_s = 0.005 if outcome == "ok" else 0.0
     if version is None:
         if t < SWITCH_AT:
             version = OLD
@@ -59,9 +62,15 @@ def clean(seconds: float = 30.0, rps: int = 100) -> Iterator[LedgerRecord]:
 
 
 def with_failures(records, pred, **changes) -> Iterator[LedgerRecord]:
-    """Replace every record for which pred(i, record) holds."""
+    """Replace every record for which pred(i, record) holds. A failure is seen the moment its
+    request starts unless ``t_end`` is given (the verdict places failures by t_end)."""
     for i, r in enumerate(records):
-        yield replace(r, **changes) if pred(i, r) else r
+        if pred(i, r):
+            extra = {} if "t_end" in changes or changes.get("outcome", "ok") == "ok" \
+                else {"t_end": r.t_start}
+            yield replace(r, **{**extra, **changes})
+        else:
+            yield r
 
 
 def good_data(acknowledged: int = 1200) -> DataCheck:

@@ -96,6 +96,22 @@ def test_reset_burst_after_scale_down_blue():
                             "(color blue)")
 
 
+def test_an_in_flight_request_cut_by_an_event_is_placed_after_that_event():
+    """Started 0.2 s before 'scale down blue', reset 50 ms after it: the scale-down cut it."""
+    cut = record(11.8, OLD, outcome="reset", latency_s=0.25, i=1)
+    [cls] = run(list(clean()) + [cut]).failure_classes
+    assert cls.after_event == "scale down blue"
+    assert cls.first_t == pytest.approx(T0 + 12.05)
+
+
+def test_a_timeout_is_placed_where_it_went_unanswered():
+    """A timeout's end is only the client's deadline: it counts from when it was sent."""
+    lost = record(11.5, OLD, outcome="timeout", latency_s=5.0, i=1)
+    [cls] = run(list(clean()) + [lost]).failure_classes
+    assert cls.after_event == "selector patched"
+    assert cls.first_t == pytest.approx(T0 + 11.5)
+
+
 def test_each_failure_class_has_its_own_reason_count_and_event():
     recs = list(clean())
     recs += [record(11.0, outcome="refused", i=1), record(11.5, outcome="refused", i=2)]

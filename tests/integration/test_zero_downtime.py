@@ -1,0 +1,153 @@
+"""The zero-downtime proof, end to end: real platform, real Locust load through the Service,
+the real verdict. Each way a switch goes wrong must FAIL with the right diagnosis (negative
+controls); the correct switch must PASS, again and again (positive control)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+
+from fixtures.local.platform import LocalConfig, stand_up
+from scenarios.blue_green import SwitchSettings, switch
+from scenarios.proof import ProofSettings, prove, prove_sequence
+from scenarios.steps import Context
+
+pytestmark = pytest.mark.slow
+LOAD = ProofSettings(users=10, rate=60.0, baseline_s=1.0, tail_s=1.0, show_progress=False)
+QUICK = SwitchSettings(replicas=1, post_deploy=False, verify_timeout=5)
+
+
+def run_switch(tmp_path, settings=QUICK, config=LocalConfig(replicas=1), faults=None,
+               load=LOAD):
+    platform = stand_up(config, faults=faults, idle_replicas=0)
+    try:
+        scenario = switch(platform, "v2.0.0", settings, name="control")
+        proof = prove(platform, scenario, Context(platform), load, tmp_path / "out",
+                      tmp_path / "ledger")
+        return platform, proof
+    except BaseException:
+        platform.teardown()
+        raise
+
+
+@pytest.fixture
+def switched(tmp_path, request):
+    """(platform, proof) of one switch with the parameters the test gives in its marker."""
+    kwargs = request.node.get_closest_marker("switch").kwargs
+    platform, proof = run_switch(tmp_path, **kwargs)
+    yield platform, proof
+    platform.teardown()
+
+
+def classes(proof) -> dict[str, int]:
+    return {f"{c.outcome} {c.status}".strip(): c.count for c in proof.verdict.failure_classes}
+
+
+def dropped_reasons(proof) -> list[str]:
+    return [r for r in proof.verdict.reasons if re.search(r" (from|at) [\d.]+ m?s", r)]
+
+
+# The old colour answers slowly here (slower than each user's pace) so that every user has a
+# request in flight when it dies: a connection that is idle at that moment is simply reopened
+# by the client, which drops nothing, and the verdict rightly passes such a run.
+SLOW_BLUE = {"blue": {"latency_ms": 300}}
+
+
+def first_drop_after(proof, event_name: str) -> float:
+    """Seconds from the (first) event named so to the first dropped request; the verdict must
+    also name some event in its reason for that class."""
+    t_event = next(e.t for e in proof.timeline if e.name == event_name)
+    drops = [c for c in proof.verdict.failure_classes if c.outcome in ("reset", "refused")]
+    assert drops, proof.explain()
+    assert any(f"{c.count} connection" in r and " after '" in r
+               for c in drops for r in dropped_reasons(proof)), proof.explain()
+    return min(c.first_t for c in drops) - t_event
+
+
+@pytest.mark.switch(settings=SwitchSettings(replicas=1, post_deploy=False, broken="kill_old"),
+                    faults=SLOW_BLUE)
+def test_old_replicas_killed_with_sigkill_fail(switched):
+    _, proof = switched
+    assert proof.verdict.verdict == "FAIL", proof.explain()
+    assert 0 <= first_drop_after(proof, "replica killed") < 1.0, proof.explain()
+
+
+@pytest.mark.switch(settings=SwitchSettings(replicas=1, broken="no_drain"),
+                    config=LocalConfig(replicas=1, propagation_delay=1.5, drain_seconds=0.2))
+def test_scale_down_before_endpoint_propagation_fails(switched):
+    """The front keeps sending new connections to blue for 1.5 s, blue stops listening after
+    0.2 s: those connections find nobody."""
+    _, proof = switched
+    assert proof.verdict.verdict == "FAIL", proof.explain()
+    assert 0 <= first_drop_after(proof, "scale down blue") < 1.5, proof.explain()
+
+
+@pytest.mark.switch(faults={"blue": {**SLOW_BLUE["blue"], "no_graceful_shutdown": True}})
+def test_no_graceful_shutdown_with_keepalive_connections_fails(switched):
+    _, proof = switched
+    assert proof.verdict.verdict == "FAIL", proof.explain()
+    assert 0 <= first_drop_after(proof, "replica terminating") < 1.0, proof.explain()
+
+
+@pytest.mark.switch(settings=SwitchSettings(replicas=1, post_deploy=False, verify_timeout=3,
+                                            broken="skip_ready_wait",
+                                            new_faults={"readiness_fail": True}))
+def test_switch_to_a_colour_with_no_ready_replica_fails(switched):
+    platform, proof = switched
+    assert not proof.scenario.ok
+    assert "verify green serves the Service" in proof.scenario.failure
+    assert proof.verdict.verdict == "FAIL", proof.explain()
+    assert platform.active_color() == "blue"  # the scenario routed traffic back
+
+
+@pytest.mark.switch(settings=SwitchSettings(replicas=1, post_deploy=False, new_faults={
+    "error_every": 25, "error_routes": "/api/accounts"}))
+def test_one_in_n_500s_are_counted_exactly(switched):
+    platform, proof = switched
+    assert proof.verdict.verdict == "FAIL", proof.explain()
+    served_500 = sum(_metric_500s(r.url) for r in platform.replicas("green"))
+    assert served_500 > 0
+    assert classes(proof) == {"http_error 500": served_500}, proof.explain()
+    assert any(r.startswith(f"{served_500} HTTP 500 answers") for r in proof.verdict.reasons), \
+        proof.explain()
+
+
+@pytest.mark.switch(settings=SwitchSettings(replicas=1, post_deploy=False,
+                                            new_faults={"lose_payment_every": 5}))
+def test_an_acknowledged_payment_that_is_lost_fails(switched):
+    _, proof = switched
+    assert proof.verdict.verdict == "FAIL", proof.explain()
+    assert proof.data.missing, proof.explain()
+    assert proof.verdict.to_dict()["integrity"]["missing"] == len(proof.data.missing)
+    assert any(r.startswith("data loss:") for r in proof.verdict.reasons), proof.explain()
+    # no connection dropped; the only failed answers are polls of a lost payment (404)
+    assert set(classes(proof)) <= {"http_error 404"}, proof.explain()
+
+
+def test_ten_switches_back_and_forth_pass(tmp_path):
+    """Positive control: ten switches under one load run, each judged on its own slice."""
+    platform = stand_up(LocalConfig(replicas=1), idle_replicas=0)
+    try:
+        def nth(i: int):
+            def build(p):
+                s = switch(p, f"v2.{i}.0", QUICK, name=f"switch-{i}")
+                return s, Context(p)
+            return build
+
+        proofs = prove_sequence(platform, [nth(i) for i in range(10)], LOAD,
+                                tmp_path / "out", tmp_path / "ledger")
+    finally:
+        platform.teardown()
+    assert len(proofs) == 10
+    for proof in proofs:
+        assert proof.scenario.ok and proof.verdict.verdict == "PASS", proof.explain()
+        assert proof.verdict.requests_failed == 0
+    assert [p.verdict.to_dict()["served_by_version"].get(f"v2.{i}.0", 0) > 0
+            for i, p in enumerate(proofs)] == [True] * 10
+
+
+def _metric_500s(url: str) -> int:
+    text = requests.get(f"{url}/metrics", timeout=5).text
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("http_requests_total{") and 'status="500"' in line))
