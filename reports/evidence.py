@@ -156,6 +156,7 @@ def render_png(verdict: Verdict, timeline: Sequence[Event], title: str = "") -> 
     top, p99 latency on a second axis, a labelled line per event of interest. Seconds are
     relative to the first request."""
     import io
+    import warnings
 
     import matplotlib
     matplotlib.use("Agg", force=False)
@@ -242,7 +243,9 @@ def render_png(verdict: Verdict, timeline: Sequence[Event], title: str = "") -> 
         ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=6,
                   fontsize=8, frameon=False)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
+    with warnings.catch_warnings():  # a long event key cannot always fit; the chart still can
+        warnings.simplefilter("ignore", UserWarning)
+        fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
