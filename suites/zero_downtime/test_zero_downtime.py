@@ -27,26 +27,28 @@ def _settings(pytestconfig) -> SwitchSettings:
 
 
 @labels("zero-downtime", "switch under load", BLOCKER)
-def test_switch_under_load(zd_platform, zd_proof_settings, zd_evidence_dir, tmp_path,
-                           pytestconfig):
+def test_switch_under_load(zd_platform, zd_proof_settings, zd_evidence_dir, zd_terminal,
+                           tmp_path, pytestconfig):
     """Blue (v1.0.0) to green (v1.2.0) while the load runs: no request dropped, no payment lost."""
     scenario = switch(zd_platform, "v1.2.0", _settings(pytestconfig), name="switch-under-load")
-    proof = prove(zd_platform, scenario, Context(zd_platform), zd_proof_settings,
-                  zd_evidence_dir, tmp_path / "ledger")
+    with zd_terminal() as stream:
+        proof = prove(zd_platform, scenario, Context(zd_platform), zd_proof_settings,
+                      zd_evidence_dir, tmp_path / "ledger", progress_stream=stream)
     attach_proof(proof)
     assert proof.scenario.ok and proof.verdict.verdict == "PASS", proof.explain()
 
 
 @labels("zero-downtime", "rollback under load", BLOCKER)
-def test_rollback_under_load(zd_platform, zd_proof_settings, zd_evidence_dir, tmp_path,
-                             pytestconfig):
+def test_rollback_under_load(zd_platform, zd_proof_settings, zd_evidence_dir, zd_terminal,
+                             tmp_path, pytestconfig):
     """After a switch to green, back to blue (v1.0.0) under the same load."""
     settings = _settings(pytestconfig)
     with allure.step("switch to green first (no load)"):
         first = switch(zd_platform, "v1.2.0", settings).run(Context(zd_platform))
         assert first.ok, first.failure
     scenario = rollback(zd_platform, settings, name="rollback-under-load")
-    proof = prove(zd_platform, scenario, Context(zd_platform), zd_proof_settings,
-                  zd_evidence_dir, tmp_path / "ledger")
+    with zd_terminal() as stream:
+        proof = prove(zd_platform, scenario, Context(zd_platform), zd_proof_settings,
+                      zd_evidence_dir, tmp_path / "ledger", progress_stream=stream)
     attach_proof(proof)
     assert proof.scenario.ok and proof.verdict.verdict == "PASS", proof.explain()
