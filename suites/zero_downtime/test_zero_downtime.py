@@ -7,9 +7,12 @@ would each starve the other's load generator and end INCONCLUSIVE.
 """
 from __future__ import annotations
 
+import contextlib
+
 import allure
 import pytest
 
+from load.runner import LoadError
 from reports.allure_evidence import attach_proof
 from scenarios.blue_green import SwitchSettings, rollback, switch
 from scenarios.proof import prove
@@ -18,6 +21,15 @@ from suites.steps import labels
 
 pytestmark = [pytest.mark.zero_downtime, pytest.mark.xdist_group("zero_downtime")]
 BLOCKER = allure.severity_level.BLOCKER
+
+
+@contextlib.contextmanager
+def load_errors_in_one_line():
+    """A load that cannot start is a clear failure of this test, not a traceback."""
+    try:
+        yield
+    except LoadError as exc:
+        pytest.fail(f"zerodrop: the load could not run: {exc}", pytrace=False)
 
 
 def _settings(pytestconfig) -> SwitchSettings:
@@ -31,7 +43,7 @@ def test_switch_under_load(zd_platform, zd_proof_settings, zd_evidence_dir, zd_t
                            tmp_path, pytestconfig):
     """Blue (v1.0.0) to green (v1.2.0) while the load runs: no request dropped, no payment lost."""
     scenario = switch(zd_platform, "v1.2.0", _settings(pytestconfig), name="switch-under-load")
-    with zd_terminal() as stream:
+    with zd_terminal() as stream, load_errors_in_one_line():
         proof = prove(zd_platform, scenario, Context(zd_platform), zd_proof_settings,
                       zd_evidence_dir, tmp_path / "ledger", progress_stream=stream)
     attach_proof(proof)
@@ -47,7 +59,7 @@ def test_rollback_under_load(zd_platform, zd_proof_settings, zd_evidence_dir, zd
         first = switch(zd_platform, "v1.2.0", settings).run(Context(zd_platform))
         assert first.ok, first.failure
     scenario = rollback(zd_platform, settings, name="rollback-under-load")
-    with zd_terminal() as stream:
+    with zd_terminal() as stream, load_errors_in_one_line():
         proof = prove(zd_platform, scenario, Context(zd_platform), zd_proof_settings,
                       zd_evidence_dir, tmp_path / "ledger", progress_stream=stream)
     attach_proof(proof)

@@ -1,0 +1,81 @@
+"""Bad input to the suites: one clear line, a non-zero exit, no traceback, nothing left running.
+
+Each case is a real pytest run of the suites in a subprocess with its own TMPDIR, so that every
+process the run started (the shared platform, its replicas) carries that directory on its
+command line and can be looked for afterwards."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.integration.conftest import pids_of, run_pytest
+
+pytestmark = pytest.mark.slow
+
+
+def run_isolated(tmp_path, *args: str):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    old = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(tmp)
+    try:
+        done = run_pytest(*args, "--alluredir", str(tmp_path / "allure"), timeout=120)
+    finally:
+        if old is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = old
+    out = done.stdout + done.stderr
+    assert "Traceback" not in out, out[-2000:]
+    assert not pids_of(str(tmp)), f"processes left behind: {pids_of(str(tmp))}"
+    return done.returncode, out
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--target", "bogus"], 4, "argument --target: invalid choice: 'bogus'"),
+    (["--load-users", "0"], 4, "--load-users must be >= 1, got 0"),
+    (["--load-rate", "-5"], 4, "--load-rate must be > 0 requests/s, got -5"),
+    (["--load-max-duration", "3"], 4, "--load-max-duration 3 s is shorter than the scenario"),
+    (["--local-faults", "{nope"], 4, "--local-faults is not valid JSON"),
+    (["--local-faults", '{"purple": {}}'], 4, '--local-faults takes {"blue"|"green"'),
+    (["--preview-url", "green"], 4, "--preview-url takes COLOR=URL"),
+    (["--target", "url"], 3, "--target url needs --base-url"),
+    (["--target", "url", "--base-url", "http://127.0.0.1:9"], 3,
+     "cannot reach --base-url http://127.0.0.1:9 (connection refused)"),
+])
+def test_usage_and_target_errors_are_one_line(tmp_path, args, code, message):
+    exit_code, out = run_isolated(tmp_path, "suites/smoke", *args)
+    assert exit_code == code, out[-2000:]
+    assert message in out, out[-2000:]
+
+
+def test_a_bad_checks_file_names_the_check(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[check]]\nname = 'no path'\n")
+    exit_code, out = run_isolated(tmp_path, "suites/custom", "--checks", str(bad))
+    assert exit_code == 4
+    assert f"checks file {bad}: check 'no path': path must be a string starting with /" in out
+
+
+def test_a_wrong_token_is_refused_before_any_test(tmp_path, platform):
+    exit_code, out = run_isolated(tmp_path, "suites/smoke", "--target", "url", "--base-url",
+                                  platform.service_url, "--token", "not-the-token")
+    assert exit_code == 3
+    assert f"{platform.service_url} rejected the token (HTTP 401)" in out
+
+
+def test_a_port_in_use_stops_the_run_and_leaves_nothing(tmp_path, platform):
+    busy = platform.fronts["service"].port
+    exit_code, out = run_isolated(tmp_path, "suites/smoke", "--service-port", str(busy))
+    assert exit_code == 3
+    assert f"port {busy} on 127.0.0.1 is already in use" in out
+
+
+def test_a_service_that_never_gets_ready_is_named_with_its_reason(tmp_path):
+    exit_code, out = run_isolated(tmp_path, "suites/smoke", "--replicas", "1",
+                                  "--local-faults", '{"blue": {"crash_on_start": true}}',
+                                  "--ready-timeout", "3")
+    assert exit_code == 3
+    assert "blue not ready after 3 s" in out and "exited with code 3" in out
+    assert "crashing on start" in out
