@@ -12,6 +12,8 @@ from typing import Iterator
 import pytest
 import requests
 
+from tests.procs import stop_process
+
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 20.0
 
@@ -83,9 +85,4 @@ def replica(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replica]:
         url = wait_until(up, START_TIMEOUT_S, "the payment service to answer /health")
         yield Replica(url, proc, log, "v1", "blue", "blue-0")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)

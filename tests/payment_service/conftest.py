@@ -14,6 +14,8 @@ from typing import Any, Callable, Iterator
 
 import pytest
 import requests
+
+from tests.procs import stop_process
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,14 +95,7 @@ class Service:
         self.proc.send_signal(sig)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+_stop = stop_process
 
 
 @contextlib.contextmanager
