@@ -27,7 +27,7 @@ def failed_tests(out: str) -> list[str]:
 def test_healthy_deployment_passes_every_suite(tmp_path):
     """Positive control, in parallel with xdist: one platform for both workers."""
     junit = tmp_path / "junit.xml"
-    done = run_pytest("suites", "-n", "2", "--replicas", "1", "--alluredir",
+    done = run_pytest("suites", "-n", "2", "--dist", "loadgroup", "--replicas", "1", "--alluredir",
                       str(tmp_path / "allure"), f"--junitxml={junit}")
     assert done.returncode == 0, done.stdout[-3000:]
     cases = ET.parse(junit).getroot().iter("testcase")
