@@ -79,3 +79,11 @@ def test_a_service_that_never_gets_ready_is_named_with_its_reason(tmp_path):
     assert exit_code == 3
     assert "blue not ready after 3 s" in out and "exited with code 3" in out
     assert "crashing on start" in out
+
+
+def test_zero_downtime_tests_are_deselected_out_loud_for_a_url_target(tmp_path, platform):
+    exit_code, out = run_isolated(tmp_path, "suites/zero_downtime", "suites/smoke", "--target",
+                                  "url", "--base-url", platform.service_url)
+    assert exit_code == 0, out[-2000:]
+    assert "2 deselected" in out
+    assert "zerodrop: 2 zero-downtime test(s) not run: --target url gives no platform" in out
