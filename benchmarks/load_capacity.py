@@ -26,6 +26,7 @@ import os
 import platform
 import resource
 import statistics
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -89,15 +90,18 @@ def measure(url: str, users: int, seconds: float, ledger: bool, workers: int = 0
     led = Path(tempfile.mkdtemp(prefix="zerodrop-bench-"))
     plan = LoadPlan(host=url, users=users, rate=1_000_000, max_duration=seconds + 60, workers=workers,
                     ledger_dir=led / "ledger", mix={"health": 1}, ledger=ledger)
-    with LoadRun(plan) as run:
-        run.start(ready_timeout=60)
-        time.sleep(1.0)  # warm-up: every user spawned and connected
-        c0, t0 = _count(url), time.monotonic()
-        time.sleep(seconds)
-        c1, t1 = _count(url), time.monotonic()
-        res = run.stop()
+    try:
+        with LoadRun(plan) as run:
+            run.start(ready_timeout=60)
+            time.sleep(1.0)  # warm-up: every user spawned and connected
+            c0, t0 = _count(url), time.monotonic()
+            time.sleep(seconds)
+            c1, t1 = _count(url), time.monotonic()
+            res = run.stop()
+        size = sum(p.stat().st_size for p in (led / "ledger").glob("ledger-*.jsonl"))
+    finally:
+        shutil.rmtree(led, ignore_errors=True)
     rps = (c1 - c0) / (t1 - t0)
-    size = sum(p.stat().st_size for p in (led / "ledger").glob("ledger-*.jsonl"))
     return {"rps": rps, "ledger_records": res.requests, "ledger_bytes": size, "saturated": res.saturated,
             "detail": res.detail}
 
@@ -130,14 +134,14 @@ rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({{"seconds": dt, "rss_before_mb": rss0 / 1024, "rss_peak_mb": rss1 / 1024,
                   "bytes": out.stat().st_size}}))
 """
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=600)
+    finally:
+        shutil.rmtree(led, ignore_errors=True)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    for p in led.iterdir():
-        p.unlink()
-    led.rmdir()
-    return result
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def machine() -> str:
@@ -196,6 +200,7 @@ def main() -> int:
     finally:
         target.terminate()
         target.wait(10)
+        shutil.rmtree(port_file.parent, ignore_errors=True)
     merge = merge_benchmark(args.merge_records)
     print(f"merge {args.merge_records} records: {merge['seconds']:.1f} s, peak RSS {merge['rss_peak_mb']:.0f} MB")
 
