@@ -17,12 +17,15 @@ from typing import IO, Callable
 from load.runner import Progress
 
 
-def format_line(p: Progress) -> str:
+def format_line(p: Progress, step: str = "") -> str:
+    """The progress line; ``step`` names what the scenario is doing now, when known."""
     active = p.active_color
     served = f"active: {active[0]} ({active[1] * 100:.0f}%)" if active else "active: none"
     line = f"load {p.elapsed:.1f}/{p.planned:.0f} s  {p.rps:.0f} req/s  failures {p.failures}  {served}"
     if p.saturated:
         line += "  [generator CPU > 90%]"
+    if step:
+        line += f"  step: {step}"
     return line
 
 
@@ -30,8 +33,10 @@ class TerminalProgress:
     """Draws ``format_line`` to ``stream`` (stderr by default)."""
 
     def __init__(self, stream: IO[str] | None = None, plain_every: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 step: Callable[[], str] | None = None):
         self.stream = stream if stream is not None else sys.stderr
+        self.step = step or (lambda: "")
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.plain_every = plain_every
         self.clock = clock
@@ -39,7 +44,7 @@ class TerminalProgress:
         self._width = 0
 
     def __call__(self, p: Progress) -> None:
-        line = format_line(p)
+        line = format_line(p, self.step())
         if self.tty:
             pad = " " * max(0, self._width - len(line))
             self._width = len(line)

@@ -90,7 +90,14 @@ def prove_sequence(platform: Platform, builders: Sequence[Builder], settings: Pr
                     ledger_dir=ledger_dir)
     plan.validate()
     ran: list[tuple[Scenario, Context, ScenarioResult, float]] = []
-    terminal = TerminalProgress(progress_stream) \
+    current = {"step": "baseline"}
+
+    def on_step(name: str) -> None:
+        current["step"] = name
+        if progress is not None:
+            progress(name)
+
+    terminal = TerminalProgress(progress_stream, step=lambda: current["step"]) \
         if settings.show_progress and progress_stream is not None else None
     try:
         with LoadRun(plan, progress=terminal) as run:
@@ -101,10 +108,11 @@ def prove_sequence(platform: Platform, builders: Sequence[Builder], settings: Pr
             for build in builders:
                 scenario, ctx = build(platform)
                 slice_start = t_load if not ran else time.time()
-                result = scenario.run(ctx, progress)
+                result = scenario.run(ctx, on_step)
                 ran.append((scenario, ctx, result, slice_start))
                 if not result.ok:
                     break
+            current["step"] = "tail"
             time.sleep(settings.tail_s)      # the "after" phase
             platform.events.emit("load", "load stopping")
             load = run.stop()

@@ -109,6 +109,7 @@ def test_format_line():
     assert format_line(_p()) == "load 12.3/60 s  412 req/s  failures 0  active: green (98%)"
     assert format_line(_p(by_color={"-": 3}, failures=3)) == "load 12.3/60 s  412 req/s  failures 3  active: none"
     assert format_line(_p(saturated=True)).endswith("[generator CPU > 90%]")
+    assert format_line(_p(), "drain blue (1.5 s)").endswith("active: green (98%)  step: drain blue (1.5 s)")
 
 
 class _Tty(io.StringIO):
