@@ -134,10 +134,15 @@ def _safe_name(scenario: str) -> str:
 # PNG
 # --------------------------------------------------------------------------------------------
 
-def _chart_events(timeline: Sequence[Event]) -> list[Event]:
+def _chart_events(timeline: Sequence[Event], t_lo: float = -math.inf,
+                  t_hi: float = math.inf) -> list[Event]:
+    """Events worth a line: what the scenario started (not each step's "... done"), faults, and
+    the platform's key moves, within the span the chart shows. The HTML lists them all."""
     return [e for e in sorted(timeline, key=lambda e: e.t)
-            if e.source in ("scenario", "fault")
-            or (e.source == "platform" and e.name in CHART_PLATFORM_EVENTS)]
+            if t_lo <= e.t <= t_hi and (
+                (e.source == "scenario" and not e.name.endswith(" done"))
+                or e.source == "fault"
+                or (e.source == "platform" and e.name in CHART_PLATFORM_EVENTS))]
 
 
 def _event_colour(e: Event) -> str:
@@ -166,7 +171,11 @@ def render_png(verdict: Verdict, timeline: Sequence[Event], title: str = "") -> 
 
     s = verdict.series
     t0 = s.t0 if s is not None and s.t0 is not None else None
-    chart_events = _chart_events(timeline) if t0 is not None else []
+    if t0 is not None and s is not None and s.seconds:
+        # the chart spans the requests (one second either side); earlier set-up is off it
+        chart_events = _chart_events(timeline, min(s.seconds) - 1, max(s.seconds) + 2)
+    else:
+        chart_events = []
     key_cols = 1 if len(chart_events) <= 6 else 2
     key_rows = math.ceil(len(chart_events) / key_cols)
     fig = Figure(figsize=(13, 6.5 + 0.16 * key_rows), dpi=100)
