@@ -96,11 +96,11 @@ def test_scale_down_takes_replicas_out_and_stops_them(platform):
 def test_deploy_replaces_replicas_with_the_new_version(platform):
     platform.deploy("green", "v2.0.0")
     platform.wait_ready("green", timeout=30)
-    r = requests.get(f"{platform.preview_url('green')}/health", timeout=5)
-    wait_for(lambda: requests.get(f"{platform.preview_url('green')}/health", timeout=5)
-             .headers["X-App-Version"] == "v2.0.0", "v2.0.0 behind the green preview")
-    assert r.status_code == 200
     assert [x.version for x in platform.replicas("green")] == ["v2.0.0"]
+    new = [x.name for x in platform.replicas("green")]
+    wait_for(lambda: platform.front_endpoints("preview-green") == new, "the new replica routed")
+    r = requests.get(f"{platform.preview_url('green')}/health", timeout=5)
+    assert r.status_code == 200 and r.headers["X-App-Version"] == "v2.0.0"
 
 
 def test_a_replica_that_crashes_on_start_fails_wait_ready_with_its_reason(bare_platform):
