@@ -116,9 +116,7 @@ def _cutover(platform: Platform, old: str, new: str, settings: SwitchSettings, n
         platform.wait_ready(new, settings.ready_timeout)
 
     def smoke(ctx: Context) -> None:
-        # Ready replicas are not yet routed ones: wait for the preview Service's endpoints
-        _verify_serves(platform.preview_url(new), new, 3, settings.verify_timeout,
-                       what=f"the {new} preview")
+        platform.wait_routed(new, settings.verify_timeout)  # ready replicas are not yet routed
         _run_checks(platform.preview_url(new), settings.token, checks.SMOKE, "smoke test")
 
     def route(ctx: Context) -> None:
@@ -129,7 +127,8 @@ def _cutover(platform: Platform, old: str, new: str, settings: SwitchSettings, n
         ctx.values["switched"] = True
 
     def verify(ctx: Context) -> None:
-        _verify_serves(platform.service_url, new, settings.verify_answers,
+        platform.wait_routed(None, settings.verify_timeout)
+        _verify_serves(platform.service_url, new_version, settings.verify_answers,
                        settings.verify_timeout)
 
     def post_deploy(ctx: Context) -> None:
@@ -199,21 +198,21 @@ def _run_checks(url: str, token: str, to_run, what: str) -> None:
         raise StepFailed(f"{what} failed: {'; '.join(failures)}")
 
 
-def _verify_serves(url: str, color: str, answers: int, timeout: float,
-                   get: Callable[..., requests.Response] = requests.get,
-                   what: str = "the Service") -> None:
-    """Ask the Service on fresh connections until ``answers`` in a row come from ``color``."""
+def _verify_serves(url: str, version: str, answers: int, timeout: float,
+                   get: Callable[..., requests.Response] = requests.get) -> None:
+    """Ask the Service itself, on fresh connections, until ``answers`` in a row come from
+    ``version`` (the X-App-Version header): what clients get, not what the selector says."""
     deadline = time.monotonic() + timeout
     in_a_row, seen = 0, "nothing"
     while in_a_row < answers:
         if time.monotonic() > deadline:
-            raise StepFailed(f"{what} still does not route only to {color} after "
+            raise StepFailed(f"the Service still does not answer only from {version} after "
                              f"{timeout:g} s; last answer from {seen}")
         try:
             resp = get(f"{url}/health", headers={"Connection": "close"}, timeout=2)
-            seen = resp.headers.get("X-App-Color", "?") or "?"
+            seen = resp.headers.get("X-App-Version", "") or "an answer without X-App-Version"
         except requests.RequestException as exc:
-            seen = type(exc).__name__
-        in_a_row = in_a_row + 1 if seen == color else 0
-        if seen != color:
+            seen = f"no answer ({type(exc).__name__})"
+        in_a_row = in_a_row + 1 if seen == version else 0
+        if seen != version:
             time.sleep(0.02)

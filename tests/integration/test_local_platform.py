@@ -172,3 +172,15 @@ def test_replicas_die_with_a_harness_killed_by_sigkill():
         proc.kill()
         proc.wait(10)
         wait_for(lambda: not pids_of(workdir), "replicas to die with their harness")
+
+
+def test_wait_routed_follows_the_selector_and_names_an_empty_colour(platform):
+    platform.wait_routed()           # the Service: blue's ready replicas
+    platform.wait_routed("green")    # green's preview
+    platform.route_to("green")
+    platform.wait_routed()
+    assert platform.front_endpoints("service") == [r.name for r in platform.replicas("green")]
+    platform.scale("green", 0)
+    wait_for(lambda: not platform.replicas("green"), "green scaled to 0", timeout=20)
+    with pytest.raises(PlatformError, match="service selects green, which has no ready replica"):
+        platform.wait_routed(timeout=2)
