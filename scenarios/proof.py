@@ -102,12 +102,14 @@ def prove_sequence(platform: Platform, builders: Sequence[Builder], settings: Pr
     try:
         with LoadRun(plan, progress=terminal) as run:
             run.start()
-            t_load = platform.events.emit("load", "load started", users=settings.users,
-                                          rate=settings.rate).t
+            platform.events.emit("load", "load started", users=settings.users,
+                                 rate=settings.rate)
             time.sleep(settings.baseline_s)  # the "before" phase is measured load, not a wait
             for build in builders:
                 scenario, ctx = build(platform)
-                slice_start = t_load if not ran else time.time()
+                # the first slice owns every request from the very first one on, also those
+                # sent while the run was starting: none may fall outside a verdict
+                slice_start = float("-inf") if not ran else time.time()
                 result = scenario.run(ctx, on_step)
                 ran.append((scenario, ctx, result, slice_start))
                 if not result.ok:

@@ -140,6 +140,8 @@ def test_ten_switches_back_and_forth_pass(tmp_path):
     finally:
         platform.teardown()
     assert len(proofs) == 10
+    # every request of the run is judged by exactly one switch: none falls between slices
+    assert sum(p.verdict.requests_total for p in proofs) == proofs[0].load.requests
     for proof in proofs:
         assert proof.scenario.ok and proof.verdict.verdict == "PASS", proof.explain()
         assert proof.verdict.requests_failed == 0
