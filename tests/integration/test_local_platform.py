@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ import requests
 from fixtures.local.platform import LocalConfig, LocalPlatform, stand_up
 from fixtures.platform import PlatformError
 from tests.integration.conftest import ROOT, pids_of, port_open
+from tests.procs import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -26,13 +26,7 @@ def colour_of(url: str) -> str:
 
 
 def wait_for(predicate, what: str, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return wait_until(predicate, timeout, what)
 
 
 def test_service_and_previews_reach_the_right_colour(platform):
