@@ -189,3 +189,12 @@ def closes_kept_alive(conn: socket.socket, req: Request) -> bool:
         conn.sendall(answer(200, b'{"status":"ok"}', "OK", req.request_id))
         return True
     return False
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released): connecting is refused."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port

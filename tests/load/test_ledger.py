@@ -16,20 +16,14 @@ from load import ledger
 from load.ledger import BadBody, LedgerListener, UnexpectedStatus, classify, merge_ledgers
 from load.records import LedgerRecord, read_records, write_records
 
+from .standins import closed_port
+
 
 # -- classification with real socket errors -----------------------------------------------------------
 
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_real_refused_connection_is_refused():
     with pytest.raises(OSError) as info:
-        socket.create_connection(("127.0.0.1", _closed_port()), timeout=2)
+        socket.create_connection(("127.0.0.1", closed_port()), timeout=2)
     assert classify(0, info.value) == "refused"
     assert ledger.describe(info.value).startswith("ConnectionRefusedError")
 

@@ -8,7 +8,6 @@ All scenarios run at once (one Locust process each) so the module costs one Locu
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from load.records import LedgerRecord, read_records
 from load.runner import LoadPlan, LoadResult, LoadRun
 
 from . import standins
+from .standins import closed_port
 from .conftest import processes_mentioning, wait_until
 
 pytestmark = pytest.mark.slow
@@ -54,14 +54,6 @@ class Outcome:
     ledger_dir: Path
 
 
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     base = tmp_path_factory.mktemp("outcomes")
@@ -70,7 +62,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
         runs = {}
         for name, sc in SCENARIOS.items():
             if sc.behaviour is None:
-                host = f"http://127.0.0.1:{_closed_port()}"
+                host = f"http://127.0.0.1:{closed_port()}"
             else:
                 servers[name] = stack.enter_context(standins.StandIn(sc.behaviour))
                 host = servers[name].url
