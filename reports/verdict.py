@@ -454,6 +454,10 @@ def judge(records: Iterable[LedgerRecord], timeline: Sequence[Event], cutover: C
             reasons.insert(0, bound_reason)
         else:
             reasons.append(bound_reason)
+    # what the readiness lint found in the live objects before the switch: it explains a FAIL
+    # and warns on a PASS (a risk that did not bite this time)
+    reasons += [f"readiness lint: {e.detail.get('finding', e.detail)}" for e in events
+                if e.name == "readiness finding" and isinstance(e.detail, dict)]
 
     t_switch = cutover.t_switch
     window = (tally.t_last_old - t_switch

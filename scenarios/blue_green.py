@@ -144,9 +144,13 @@ def _cutover(platform: Platform, old: str, new: str, settings: SwitchSettings, n
         platform.scale(old, 0)
 
     def kill_old(ctx: Context) -> None:
-        for _ in range(len(platform.replicas(old))):
-            platform.kill_replica(old, signal.SIGKILL, 0)
+        live = [r for r in platform.replicas(old) if not r.terminating]
+        for index in reversed(range(len(live))):  # valid whether or not a killed one leaves
+            platform.kill_replica(old, signal.SIGKILL, index)
         platform.scale(old, 0)
+
+    def lint(ctx: Context) -> None:
+        ctx.values["readiness_findings"] = platform.readiness_findings(new)
 
     def wait_gone(ctx: Context) -> None:
         deadline = time.monotonic() + settings.ready_timeout
@@ -166,6 +170,7 @@ def _cutover(platform: Platform, old: str, new: str, settings: SwitchSettings, n
         steps.append(Step(f"wait for {new} ready", wait_ready))
         if settings.smoke:
             steps.append(Step(f"smoke test {new} preview", smoke))
+    steps.append(Step(f"readiness lint of {new}", lint))
     steps.append(Step(f"switch traffic to {new}", route))
     if settings.broken != "no_drain":  # the seed's race: scale down while the switch propagates
         steps.append(Step(f"verify {new} serves the Service", verify))
