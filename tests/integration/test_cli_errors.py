@@ -43,11 +43,28 @@ def run_isolated(tmp_path, *args: str):
     (["--target", "url"], 3, "--target url needs --base-url"),
     (["--target", "url", "--base-url", "http://127.0.0.1:9"], 3,
      "cannot reach --base-url http://127.0.0.1:9 (connection refused)"),
+    (["--target", "kind", "--kind-config", "/no/such/kind.yaml"], 4,
+     "--kind-config /no/such/kind.yaml: no such file"),
+    (["--target", "kind", "--kind-cluster", "Prod_Cluster"], 3,
+     "--kind-cluster 'Prod_Cluster': use lowercase letters"),
+    (["--target", "kubeconfig", "--kubeconfig", "/no/such/kubeconfig"], 3,
+     "--kubeconfig /no/such/kubeconfig: no such file"),
 ])
 def test_usage_and_target_errors_are_one_line(tmp_path, args, code, message):
     exit_code, out = run_isolated(tmp_path, "suites/smoke", *args)
     assert exit_code == code, out[-2000:]
     assert message in out, out[-2000:]
+
+
+def test_a_context_that_is_not_allow_listed_is_refused_before_any_change(tmp_path):
+    from tests.integration.test_kube_providers import KUBECONFIG
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(KUBECONFIG)
+    exit_code, out = run_isolated(tmp_path, "suites/smoke", "--target", "kubeconfig",
+                                  "--kubeconfig", str(kubeconfig), "--allow-context", "staging")
+    assert exit_code == 3, out[-2000:]
+    assert "zerodrop: refusing to change context 'production'" in out, out[-2000:]
+    assert "secret-token" not in out
 
 
 def test_a_bad_checks_file_names_the_check(tmp_path):
