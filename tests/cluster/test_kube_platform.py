@@ -111,3 +111,41 @@ def test_a_deployment_that_never_becomes_ready_says_why_and_leaves_nothing(clust
         assert exc.status == 404
     finally:
         core.api_client.close()
+
+
+def test_the_kind_provider_creates_reuses_and_deletes_a_cluster_of_its_own(tmp_path):
+    """A second cluster, made by the provider: its own kubeconfig file (never ~/.kube/config),
+    the images loaded, reused when asked again, deleted at the end because this run made it."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from fixtures.kubernetes.providers import (KindOptions, acquire_kind, docker_binary,
+                                               kind_binary, release_kind)
+    name = f"zd-t{os.getpid() % 100000}"
+    config = tmp_path / "kind.yaml"  # the offline node image has no kindnet: its own CNI
+    config.write_text("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnetworking:\n"
+                      "  disableDefaultCNI: true\n  apiServerAddress: 127.0.0.1\nnodes:\n"
+                      "  - role: control-plane\n    extraPortMappings:\n"
+                      "      - {containerPort: 30080, hostPort: 0, listenAddress: 127.0.0.1}\n")
+    home_config = Path.home() / ".kube" / "config"
+    before = home_config.read_bytes() if home_config.exists() else None
+    node_image = os.environ.get("ZD_KIND_NODE_IMAGE", "zerodrop/kind-node:v1.34.12")
+    opts = KindOptions(name=name, node_image=node_image, config=config, kubeconfig_dir=tmp_path)
+    env = {**os.environ, "PATH": f"{Path(docker_binary()).parent}:{os.environ['PATH']}"}
+    made = acquire_kind(opts)
+    try:
+        assert made.created and not made.kept
+        assert Path(made.kubeconfig).parent == tmp_path
+        assert oct(Path(made.kubeconfig).stat().st_mode & 0o777) == "0o600"
+        host, _, port = made.address(30080).partition(":")
+        assert host == "127.0.0.1" and int(port) > 0  # published on loopback only
+        again = acquire_kind(opts)
+        assert not again.created and again.node_ports == made.node_ports
+        assert release_kind(again) is None  # a reused cluster is never deleted
+    finally:
+        assert release_kind(made) == f"deleted kind cluster {name}"
+    clusters = subprocess.run([kind_binary(), "get", "clusters"], env=env, capture_output=True,
+                              text=True, timeout=60).stdout.split()
+    assert name not in clusters
+    assert (home_config.read_bytes() if home_config.exists() else None) == before
