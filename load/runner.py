@@ -218,24 +218,13 @@ class LoadRun:
 
     def _env(self, role: str) -> dict[str, str]:
         env = dict(os.environ)
+        for name in ("ZERODROP_MIX", ENV_LEDGER_OFF):
+            env.pop(name, None)
+        env.update(locust_env(self.plan, str(self.ledger_dir), role))
         env.update({
-            ENV_LEDGER_DIR: str(self.ledger_dir),
-            ENV_ROLE: role,
-            "ZERODROP_TOKEN": self.plan.token,
-            "ZERODROP_RATE_PER_USER": repr(self.plan.rate_per_user),
-            "ZERODROP_REQUEST_TIMEOUT": repr(float(self.plan.request_timeout)),
             "ZERODROP_PARENT_PID": str(os.getpid()),
             "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
-            "PYTHONUNBUFFERED": "1",
         })
-        if self.plan.mix is not None:
-            env["ZERODROP_MIX"] = json.dumps(self.plan.mix)
-        else:
-            env.pop("ZERODROP_MIX", None)
-        if self.plan.ledger:
-            env.pop(ENV_LEDGER_OFF, None)
-        else:
-            env[ENV_LEDGER_OFF] = "1"
         return env
 
     def _spawn(self, role: str, args: list[str]) -> None:
@@ -244,7 +233,7 @@ class LoadRun:
         log = self.ledger_dir / f"locust-{tag}.log"
         out = self.ledger_dir / f"locust-{tag}.out"
         cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--logfile", str(log),
-               "--loglevel", "INFO", "--stop-timeout", str(math.ceil(self.plan.request_timeout + 1)), *args]
+               "--loglevel", "INFO", *args]
         with open(out, "wb") as out_f:
             popen = subprocess.Popen(cmd, cwd=ROOT, env=self._env(role), stdin=subprocess.DEVNULL,
                                      stdout=out_f, stderr=subprocess.STDOUT, start_new_session=True)
@@ -252,10 +241,7 @@ class LoadRun:
 
     def _launch(self) -> None:
         p = self.plan
-        run_time = f"{max(1, math.ceil(p.max_duration))}s"
-        spawn_rate = str(max(p.users * 5, 1))  # all users within ~0.2 s: the rate is reached at once
-        common = ["--headless", "--host", p.host, "-u", str(p.users), "-r", spawn_rate, "--run-time", run_time,
-                  "--only-summary"]
+        common = locust_args(p)
         self._t0 = time.time()
         if p.workers == 0:
             self._spawn("standalone", common)
@@ -287,25 +273,15 @@ class LoadRun:
 
     def progress(self) -> Progress:
         """Counters summed over the processes' progress files (they are replaced every ~0.5 s)."""
-        requests = failures = n_1s = 0
-        by_color: dict[str, int] = {}
-        saturated = False
+        files = []
         if self.ledger_dir is not None:
             for path in self.ledger_dir.glob("progress-*.json"):
                 try:
-                    data = json.loads(path.read_text(encoding="utf-8"))
+                    files.append(json.loads(path.read_text(encoding="utf-8")))
                 except (OSError, ValueError):
                     continue  # replaced under us: the next poll reads it
-                requests += int(data.get("requests", 0))
-                failures += int(data.get("failures", 0))
-                last = data.get("last_second", {})
-                n_1s += int(last.get("requests", 0))
-                for color, n in last.get("by_color", {}).items():
-                    by_color[color] = by_color.get(color, 0) + int(n)
-                saturated = saturated or bool(data.get("cpu_warning"))
         elapsed = time.time() - self._t0 if self._t0 else 0.0
-        return Progress(elapsed=elapsed, planned=float(self.plan.max_duration), requests=requests,
-                        rps=float(n_1s), failures=failures, by_color=by_color, saturated=saturated)
+        return sum_progress(files, elapsed, float(self.plan.max_duration))
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> list[str]:
         """The last lines of the Locust logs (the master's/standalone's first, then workers')."""
@@ -399,6 +375,49 @@ class LoadRun:
         if not keep:
             self._procs = []
         return killed
+
+
+def locust_args(plan: LoadPlan) -> list[str]:
+    """Locust's command line for a plan (headless, every user at once, the hard cap)."""
+    run_time = f"{max(1, math.ceil(plan.max_duration))}s"
+    spawn_rate = str(max(plan.users * 5, 1))  # all users within ~0.2 s: the rate is reached at once
+    return ["--headless", "--host", plan.host, "-u", str(plan.users), "-r", spawn_rate,
+            "--run-time", run_time, "--only-summary",
+            "--stop-timeout", str(math.ceil(plan.request_timeout + 1))]
+
+
+def locust_env(plan: LoadPlan, ledger_dir: str, role: str) -> dict[str, str]:
+    """The locustfile's settings (see load/locustfile.py) for one process of a plan."""
+    env = {
+        ENV_LEDGER_DIR: ledger_dir,
+        ENV_ROLE: role,
+        "ZERODROP_TOKEN": plan.token,
+        "ZERODROP_RATE_PER_USER": repr(plan.rate_per_user),
+        "ZERODROP_REQUEST_TIMEOUT": repr(float(plan.request_timeout)),
+        "PYTHONUNBUFFERED": "1",
+    }
+    if plan.mix is not None:
+        env["ZERODROP_MIX"] = json.dumps(plan.mix)
+    if not plan.ledger:
+        env[ENV_LEDGER_OFF] = "1"
+    return env
+
+
+def sum_progress(files: Iterable[dict], elapsed: float, planned: float) -> Progress:
+    """Live counters summed over the progress files of every Locust process."""
+    requests = failures = n_1s = 0
+    by_color: dict[str, int] = {}
+    saturated = False
+    for data in files:
+        requests += int(data.get("requests", 0))
+        failures += int(data.get("failures", 0))
+        last = data.get("last_second", {})
+        n_1s += int(last.get("requests", 0))
+        for color, n in last.get("by_color", {}).items():
+            by_color[color] = by_color.get(color, 0) + int(n)
+        saturated = saturated or bool(data.get("cpu_warning"))
+    return Progress(elapsed=elapsed, planned=planned, requests=requests, rps=float(n_1s),
+                    failures=failures, by_color=by_color, saturated=saturated)
 
 
 def cpu_demand(pid: int) -> float | None:

@@ -1,0 +1,137 @@
+"""The load generator's side inside a Kubernetes pod (the harness image runs this module).
+
+The harness cannot reach a pod's files, only run commands in it (exec), so the pod keeps the
+ledger in a directory and answers these commands::
+
+    python -m load.pod run --dir D --linger S -- <locust args>   # the container's command
+    python -m load.pod progress --dir D    # the progress files, as one JSON list
+    python -m load.pod stop --dir D [--timeout T]   # SIGTERM Locust, wait for it; its exit code
+    python -m load.pod dump --dir D        # every ledger file, each after a '### name' line
+    python -m load.pod clock               # time.time() here (the harness measures the offset)
+
+``run`` first waits (bounded) for the target to answer GET /health with 2xx, then starts
+Locust, records its exit code in D/exit, and then lingers until the harness has dumped the
+ledger (D/collected) or ``--linger`` seconds have passed, so the pod does not take the ledger
+with it when it ends.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+PREFLIGHT_S = 30.0
+
+
+def run(directory: Path, linger: float, host: str, locust_args: list[str]) -> int:
+    directory.mkdir(parents=True, exist_ok=True)
+    reason = _wait_healthy(host, PREFLIGHT_S)
+    if reason:
+        (directory / "error").write_text(reason)
+        (directory / "exit").write_text("3")
+    else:
+        proc = subprocess.Popen([sys.executable, "-m", "locust", *locust_args],
+                                stdin=subprocess.DEVNULL)
+        (directory / "locust.pid").write_text(str(proc.pid))
+        signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGTERM))
+        code = proc.wait()
+        (directory / "exit").write_text(str(code))
+    deadline = time.monotonic() + linger
+    while not (directory / "collected").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return 0
+
+
+def _wait_healthy(host: str, timeout: float) -> str:
+    deadline, last = time.monotonic() + timeout, "no answer"
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(host.rstrip("/") + "/health", timeout=3) as resp:
+                if 200 <= resp.status < 300:
+                    return ""
+                last = f"HTTP {resp.status}"
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code}"
+        except (OSError, ValueError) as exc:
+            last = type(exc).__name__
+        time.sleep(0.5)
+    return f"load target {host} does not answer GET /health from inside the cluster ({last})"
+
+
+def progress(directory: Path) -> list[dict]:
+    out = []
+    for path in sorted(directory.glob("progress-*.json")):
+        try:
+            out.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue  # replaced under us
+    return out
+
+
+def stop(directory: Path, timeout: float) -> str:
+    pid_file = directory / "locust.pid"
+    if pid_file.exists() and not (directory / "exit").exists():
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        except (ProcessLookupError, ValueError):
+            pass
+    deadline = time.monotonic() + timeout
+    while not (directory / "exit").exists():
+        if time.monotonic() > deadline:
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+            return "-9"
+        time.sleep(0.1)
+    return (directory / "exit").read_text().strip()
+
+
+def dump(directory: Path, out) -> None:
+    for path in sorted(directory.glob("ledger-*.jsonl")):
+        out.write(f"### {path.name}\n")
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                out.write(line if line.endswith("\n") else line + "\n")
+    out.flush()
+    (directory / "collected").write_text("1")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m load.pod")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--dir", type=Path, required=True)
+    r.add_argument("--linger", type=float, default=600.0)
+    r.add_argument("--host", required=True)
+    r.add_argument("locust", nargs=argparse.REMAINDER)
+    for name in ("progress", "stop", "dump"):
+        p = sub.add_parser(name)
+        p.add_argument("--dir", type=Path, required=True)
+        if name == "stop":
+            p.add_argument("--timeout", type=float, default=20.0)
+    sub.add_parser("clock")
+    a = parser.parse_args(argv)
+    if a.cmd == "run":
+        args = a.locust[1:] if a.locust[:1] == ["--"] else a.locust
+        return run(a.dir, a.linger, a.host, args)
+    if a.cmd == "progress":
+        print(json.dumps(progress(a.dir)))
+    elif a.cmd == "stop":
+        print(stop(a.dir, a.timeout))
+    elif a.cmd == "dump":
+        dump(a.dir, sys.stdout)
+    else:
+        print(repr(time.time()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
