@@ -15,7 +15,7 @@ from typing import IO, Callable, Sequence
 from fixtures.platform import Event, Platform
 from load.records import Cutover, DataCheck, read_records
 from load.progress import TerminalProgress
-from load.runner import LoadPlan, LoadResult, LoadRun
+from load.runner import LoadPlan, LoadResult
 from reports.evidence import write_evidence
 from reports.verdict import Policy, Verdict, judge
 from scenarios.integrity import check_payments
@@ -100,7 +100,7 @@ def prove_sequence(platform: Platform, builders: Sequence[Builder], settings: Pr
     terminal = TerminalProgress(progress_stream, step=lambda: current["step"]) \
         if settings.show_progress and progress_stream is not None else None
     try:
-        with LoadRun(plan, progress=terminal) as run:
+        with platform.load_run(plan, progress=terminal) as run:
             run.start()
             platform.events.emit("load", "load started", users=settings.users,
                                  rate=settings.rate)
