@@ -202,18 +202,14 @@ class LoadRun:
         self.plan.validate()
         if preflight:
             preflight_check(self.plan.host, self.plan.token)
-        self.ledger_dir = _prepare_dir(self.ledger_dir)
-        try:
+
+        def launch(directory: Path) -> None:
+            self.ledger_dir = directory
             self._launch()
             self._wait_flowing(ready_timeout)
-        except BaseException:
-            self._kill_all()
-            raise
-        if self.on_progress is not None:
-            from load.progress import ProgressMonitor
 
-            self._monitor = ProgressMonitor(self.progress, self.on_progress)
-            self._monitor.start()
+        self.ledger_dir, self._monitor = begin_run(self.plan, self.ledger_dir, launch,
+                                                   self._kill_all, self.progress, self.on_progress)
         return self
 
     def _env(self, role: str) -> dict[str, str]:
@@ -375,6 +371,27 @@ class LoadRun:
         if not keep:
             self._procs = []
         return killed
+
+
+def begin_run(plan: LoadPlan, ledger_dir: Path | None, launch: Callable[[Path], None],
+              abort: Callable[[], object], progress: Callable[[], Progress],
+              on_progress: Callable[[Progress], None] | None):
+    """The start every load generator shares: a valid plan, a fresh ledger directory, the
+    launch (``abort`` on any failure, so nothing is left running), then the progress monitor.
+    Returns (ledger directory, monitor or None)."""
+    plan.validate()
+    directory = _prepare_dir(ledger_dir)
+    try:
+        launch(directory)
+    except BaseException:
+        abort()
+        raise
+    monitor = None
+    if on_progress is not None:
+        from load.progress import ProgressMonitor
+        monitor = ProgressMonitor(progress, on_progress)
+        monitor.start()
+    return directory, monitor
 
 
 def locust_args(plan: LoadPlan) -> list[str]:

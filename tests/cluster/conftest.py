@@ -14,6 +14,7 @@ import pytest
 
 from fixtures.kubernetes.providers import Cluster, KindOptions, acquire_kind
 from fixtures.kubernetes.session import finish, new_run_id
+from fixtures.plugin import deselect
 
 HERE = Path(__file__).resolve().parent
 CLUSTER = os.environ.get("ZD_KIND_CLUSTER", "")
@@ -23,11 +24,8 @@ deselected_key = pytest.StashKey[int]()
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if CLUSTER:
         return
-    mine = [i for i in items if HERE in Path(str(i.path)).resolve().parents]
-    if mine:
-        config.hook.pytest_deselected(items=mine)
-        items[:] = [i for i in items if i not in mine]
-        config.stash[deselected_key] = len(mine)
+    config.stash[deselected_key] = deselect(
+        config, items, lambda i: HERE in Path(str(i.path)).resolve().parents)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
@@ -48,6 +46,8 @@ def cluster(run_id: str, tmp_path_factory) -> Iterator[Cluster]:
     """The named kind cluster (kept: this session did not create it); every namespace this
     session labelled with its run id is deleted at the end, and the test checks that."""
     c = acquire_kind(KindOptions(name=CLUSTER, keep=True,
-                                 kubeconfig_dir=tmp_path_factory.mktemp("kube")))
+                                 kubeconfig_dir=tmp_path_factory.mktemp("kube"),
+                                 images=("zerodrop/payment-service:dev", "zerodrop/postgres:15",
+                                         "zerodrop/harness:dev")))
     yield c
     finish(c, run_id)

@@ -3,6 +3,7 @@ cluster's own events on the timeline, each broken switch fails for its own reaso
 input fails in one line leaving nothing behind."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -62,10 +63,43 @@ def test_switch_passes_with_the_clusters_events_on_the_timeline(cluster, run_id,
     assert '"selector patched"' in proof.evidence["json"].read_text()
 
 
-def test_old_pods_sigkilled_mid_switch_fail(cluster, run_id, tmp_path):
+def test_a_switch_judged_from_load_inside_the_cluster_passes(cluster, run_id, tmp_path):
+    """Positive control for --load-from cluster: Locust in a Job of the namespace, through the
+    Service's cluster DNS name; its ledger comes back and shares the timeline's clock."""
+    platform, proof = run_switch(cluster, run_id, tmp_path, load_from="cluster")
+    assert proof.scenario.ok and proof.verdict.verdict == "PASS", proof.explain()
+    assert proof.load.requests > 50 and proof.verdict.requests_failed == 0
+    served = proof.verdict.to_dict()["served_by_version"]
+    assert served.get("v1.0.0", 0) > 0 and served.get("v2.0.0", 0) > 0, served
+    t_started = next(e.t for e in proof.timeline if e.name == "load started")
+    with open(proof.load.ledger_path) as f:
+        first = json.loads(f.readline())
+    assert abs(first["t_start"] - t_started) < 5.0, (first["t_start"], t_started)
+
+
+def test_a_missing_harness_image_is_one_clear_line(cluster, run_id, tmp_path):
+    from load.runner import LoadError, LoadPlan
+    platform = platform_for(cluster, run_id, load_from="cluster",
+                            harness_image="zerodrop/harness:no-such-tag")
+    try:
+        with pytest.raises(LoadError) as err:
+            with platform.load_run(LoadPlan(host=platform.service_url, ledger_dir=tmp_path)) as run:
+                run.start(ready_timeout=60)
+        assert "cannot get image zerodrop/harness:no-such-tag" in str(err.value)
+        assert "\n" not in str(err.value)
+        jobs = platform.batch.list_namespaced_job(platform.namespace).items
+        assert not [j for j in jobs if j.metadata.deletion_timestamp is None
+                    and j.metadata.name.startswith("zd-load-")], "load Job left behind"
+    finally:
+        platform.teardown()
+
+
+@pytest.mark.parametrize("load_from", ["here", "cluster"])
+def test_old_pods_sigkilled_mid_switch_fail(cluster, run_id, tmp_path, load_from):
     """Negative control: the old pods get a real SIGKILL (from the node, outside the pod's PID
-    namespace) right after the switch instead of a drain: the requests they held are lost."""
-    _, proof = run_switch(cluster, run_id, tmp_path, faults=SLOW_BLUE,
+    namespace) right after the switch instead of a drain: the requests they held are lost,
+    whether the load comes from this machine or from inside the cluster."""
+    _, proof = run_switch(cluster, run_id, tmp_path, faults=SLOW_BLUE, load_from=load_from,
                           settings=SwitchSettings(replicas=1, post_deploy=False,
                                                   ready_timeout=120, broken="kill_old"))
     assert proof.verdict.verdict == "FAIL", proof.explain()
