@@ -24,7 +24,7 @@ _n = iter(range(1, 1000))
 def platform_for(cluster, run_id, faults=None, **config):
     namespace = new_namespace(run_id, f"t{next(_n)}")
     return stand_up(cluster, KubeConfig(replicas=1, run_id=run_id, ready_timeout=120, **config),
-                    namespace, faults=faults)
+                    namespace, faults=faults, idle_replicas=0)
 
 
 def run_switch(cluster, run_id, tmp_path, settings=QUICK, faults=None, **config):
@@ -183,3 +183,36 @@ def test_the_kind_provider_creates_reuses_and_deletes_a_cluster_of_its_own(tmp_p
                               text=True, timeout=60).stdout.split()
     assert name not in clusters
     assert (home_config.read_bytes() if home_config.exists() else None) == before
+
+
+def test_credentials_without_rights_are_refused_in_one_line(cluster, run_id, tmp_path):
+    """A real ServiceAccount with no role at all: the platform says what it may not do, in one
+    line, and the token never shows in it."""
+    import yaml
+    from kubernetes import client
+    from fixtures.kubernetes.providers import Cluster
+    core = client.CoreV1Api(cluster.api_client())
+    home = new_namespace(run_id, "rbac")
+    try:
+        core.create_namespace({"metadata": {"name": home, "labels": {
+            "app.kubernetes.io/managed-by": "zerodrop", "zerodrop.io/run": run_id}}})
+        core.create_namespaced_service_account(home, {"metadata": {"name": "nobody"}})
+        token = core.create_namespaced_service_account_token(
+            "nobody", home, {"spec": {"expirationSeconds": 600}}).status.token
+        config = yaml.safe_load(open(cluster.kubeconfig))
+        config["users"] = [{"name": "nobody", "user": {"token": token}}]
+        config["contexts"] = [{"name": "nobody", "context": {
+            "cluster": config["clusters"][0]["name"], "user": "nobody"}}]
+        config["current-context"] = "nobody"
+        path = tmp_path / "nobody.kubeconfig"
+        path.write_text(yaml.safe_dump(config))
+        weak = Cluster("kubeconfig", "nobody", str(path), "nobody", cluster.node_ports)
+        with pytest.raises(PlatformError) as err:
+            stand_up(weak, KubeConfig(replicas=1, run_id=run_id, ready_timeout=20),
+                     new_namespace(run_id, "denied"))
+        message = str(err.value)
+        assert "\n" not in message and token not in message
+        assert "HTTP 403" in message and "cannot create resource" in message, message
+    finally:
+        core.delete_namespace(home)
+        core.api_client.close()
