@@ -216,3 +216,29 @@ def test_credentials_without_rights_are_refused_in_one_line(cluster, run_id, tmp
     finally:
         core.delete_namespace(home)
         core.api_client.close()
+
+
+def test_an_image_is_loaded_again_only_when_the_node_lacks_that_exact_image(cluster):
+    """The provider skips `kind load` for an image the node holds with the same config digest
+    (the Docker image ID), and loads it when the name points at different content."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from fixtures.kubernetes.providers import _node_has, docker_binary, kind_binary
+    docker, node, probe = docker_binary(), cluster.node_container, "zerodrop/zd-probe:t"
+    env = {**os.environ, "PATH": f"{Path(docker).parent}:{os.environ['PATH']}"}
+
+    def sh(*args):
+        return subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+
+    try:
+        sh(docker, "tag", "zerodrop/postgres:15", probe)
+        assert not _node_has(docker, node, probe, env)
+        assert sh(kind_binary(), "load", "docker-image", probe, "--name", cluster.name).returncode == 0
+        assert _node_has(docker, node, probe, env)
+        sh(docker, "tag", "zerodrop/harness:dev", probe)  # same name, other content
+        assert not _node_has(docker, node, probe, env)
+    finally:
+        sh(docker, "rmi", probe)
+        sh(docker, "exec", node, "ctr", "-n", "k8s.io", "images", "rm", f"docker.io/{probe}")
