@@ -160,7 +160,35 @@ class _Proc:
     out: Path
 
 
-class LoadRun:
+class GeneratorRun:
+    """What every load generator shares as a context manager: leaving the block stops a run
+    still going (a stop failure is raised only when nothing else is) and always cleans up."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._running():
+                try:
+                    self.stop()
+                except LoadError:
+                    if exc[0] is None:
+                        raise
+        finally:
+            self._cleanup()
+
+    def _running(self) -> bool:
+        raise NotImplementedError
+
+    def _cleanup(self) -> None:
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 20.0) -> "LoadResult":
+        raise NotImplementedError
+
+
+class LoadRun(GeneratorRun):
     """One load run, as a context manager: ``with LoadRun(plan) as run: ...; result = run.stop()``.
 
     ``__exit__`` always stops everything (and merges the ledger when it can); ``result`` holds
@@ -180,18 +208,11 @@ class LoadRun:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def __enter__(self) -> "LoadRun":
-        return self
+    def _running(self) -> bool:
+        return bool(self._procs)
 
-    def __exit__(self, *exc: object) -> None:
-        if self._procs:
-            try:
-                self.stop()
-            except LoadError:
-                if exc[0] is None:
-                    raise
-            finally:
-                self._kill_all()
+    def _cleanup(self) -> None:
+        self._kill_all()
 
     def start(self, ready_timeout: float = 20.0, preflight: bool = True) -> "LoadRun":
         """Validate, check the target answers GET /health (``preflight``), start Locust and return
