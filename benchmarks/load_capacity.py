@@ -24,7 +24,6 @@ import datetime
 import json
 import os
 import platform
-import resource
 import statistics
 import shutil
 import subprocess
