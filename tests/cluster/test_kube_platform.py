@@ -242,3 +242,18 @@ def test_an_image_is_loaded_again_only_when_the_node_lacks_that_exact_image(clus
     finally:
         sh(docker, "rmi", probe)
         sh(docker, "exec", node, "ctr", "-n", "k8s.io", "images", "rm", f"docker.io/{probe}")
+
+
+def test_wait_routed_refuses_a_service_with_no_ready_pod(cluster, run_id):
+    """Negative control of wait_routed: green at 0 replicas has no endpoint, so its preview is
+    not routed, and the message says what the EndpointSlices and the pods show."""
+    platform = platform_for(cluster, run_id)
+    try:
+        with pytest.raises(PlatformError) as err:
+            platform.wait_routed("green", timeout=3)
+        message = str(err.value)
+        assert "payment-service-green" in message and "is not routed" in message, message
+        assert "EndpointSlices list nothing, ready pods none" in message, message
+        platform.wait_routed("blue", timeout=30)  # the positive side, on the same platform
+    finally:
+        platform.teardown()
