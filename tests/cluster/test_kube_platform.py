@@ -106,15 +106,20 @@ def test_old_pods_sigkilled_mid_switch_fail(cluster, run_id, tmp_path, load_from
     t_kill = next(e.t for e in proof.timeline if e.name == "replica killed")
     assert drops(proof), proof.explain()
     assert 0 <= min(c.first_t for c in drops(proof)) - t_kill < 2.0, proof.explain()
-    assert any(re.search(r"after 'replica killed'", r) for r in proof.verdict.reasons), \
+    # the resets reach the client through docker-proxy a little after the signal, so the
+    # verdict may place them after a later step of the kill; each names an event it follows
+    assert any(re.search(r"connection resets? .* after '", r) for r in proof.verdict.reasons), \
         proof.explain()
 
 
 def test_old_pods_without_prestop_or_drain_deleted_at_once_fail(cluster, run_id, tmp_path):
-    """Negative control: the seed's race on a real cluster. No preStop, no app drain, and the
-    old colour scaled down right after the selector patch: kube-proxy still sends it new
-    connections while it stops. The readiness lint names the missing preStop."""
-    _, proof = run_switch(cluster, run_id, tmp_path, faults=SLOW_BLUE, prestop_seconds=0,
+    """Negative control: the seed's race on a real cluster. No preStop, no app drain, an app
+    that exits on SIGTERM, and the old colour scaled down right after the selector patch: the
+    keep-alive connections still on it (kube-proxy keeps established ones) lose their requests.
+    The readiness lint names the missing preStop. (With a graceful app alone the race bites
+    only sometimes here: kube-proxy on one node is fast, and in-flight requests finish.)"""
+    faults = {"blue": {**SLOW_BLUE["blue"], "no_graceful_shutdown": True}}
+    _, proof = run_switch(cluster, run_id, tmp_path, faults=faults, prestop_seconds=0,
                           env={"DRAIN_SECONDS": "0"},
                           settings=SwitchSettings(replicas=1, post_deploy=False,
                                                   ready_timeout=120, broken="no_drain"))
