@@ -1,3 +1,3 @@
-"""Root plugin: registers zerodrop's options and fixtures (fixtures/plugin.py for targets and
-suites, fixtures/zero_downtime.py for the proofs under load)."""
-pytest_plugins = ["fixtures.plugin", "fixtures.zero_downtime"]
+"""The repository's root conftest. zerodrop's pytest plugin is not registered here: it comes
+from the ``pytest11`` entry point of the installed package (``./zd`` installs this checkout in
+editable mode), exactly as in any other repository that installs zerodrop."""

@@ -84,7 +84,7 @@ def _count(url: str) -> int:
 # -- measurements -----------------------------------------------------------------------------------
 
 def measure(url: str, users: int, seconds: float, ledger: bool, workers: int = 0) -> dict:
-    from load.runner import LoadPlan, LoadRun
+    from zerodrop.load.runner import LoadPlan, LoadRun
 
     led = Path(tempfile.mkdtemp(prefix="zerodrop-bench-"))
     plan = LoadPlan(host=url, users=users, rate=1_000_000, max_duration=seconds + 60, workers=workers,
@@ -113,8 +113,8 @@ def merge_benchmark(n: int = 1_000_000) -> dict:
 import random, resource, time, json, sys
 sys.path.insert(0, {str(ROOT)!r})
 from pathlib import Path
-from load.records import LedgerRecord
-from load.ledger import merge_ledgers, record_line
+from zerodrop.records.ledger import LedgerRecord
+from zerodrop.load.ledger import merge_ledgers, record_line
 rng = random.Random(1)
 d = Path({str(led)!r})
 for w in range(2):

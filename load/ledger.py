@@ -41,7 +41,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
-from load.records import LedgerRecord
+from zerodrop.records.ledger import LedgerRecord
 
 ENV_LEDGER_DIR = "ZERODROP_LEDGER_DIR"
 ENV_LEDGER_OFF = "ZERODROP_LEDGER_OFF"  # "1": count progress only, write no records (benchmarks)

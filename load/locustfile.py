@@ -36,7 +36,6 @@ import json
 import logging
 import os
 import random
-import sys
 import uuid
 from collections import deque
 from decimal import Decimal, InvalidOperation
@@ -45,13 +44,7 @@ from pathlib import Path
 import gevent
 from locust import FastHttpUser, constant_throughput, events
 
-# `locust -f .../load/locustfile.py` from any directory: Locust puts only load/ and the cwd on
-# sys.path, and `load` is imported from the repository root, never installed
-_ROOT = str(Path(__file__).resolve().parents[1])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from load import ledger  # noqa: E402
+from zerodrop.load import ledger
 
 log = logging.getLogger("zerodrop.load")
 

@@ -3,11 +3,11 @@
 The harness cannot reach a pod's files, only run commands in it (exec), so the pod keeps the
 ledger in a directory and answers these commands::
 
-    python -m load.pod run --dir D --linger S -- <locust args>   # the container's command
-    python -m load.pod progress --dir D    # the progress files, as one JSON list
-    python -m load.pod stop --dir D [--timeout T]   # SIGTERM Locust, wait for it; its exit code
-    python -m load.pod dump --dir D        # every ledger file, each after a '### name' line
-    python -m load.pod clock               # time.time() here (the harness measures the offset)
+    python -m zerodrop.load.pod run --dir D --linger S -- <locust args>   # the container's command
+    python -m zerodrop.load.pod progress --dir D    # the progress files, as one JSON list
+    python -m zerodrop.load.pod stop --dir D [--timeout T]   # SIGTERM Locust, wait for it; its exit code
+    python -m zerodrop.load.pod dump --dir D        # every ledger file, each after a '### name' line
+    python -m zerodrop.load.pod clock               # time.time() here (the harness measures the offset)
 
 ``run`` first waits (bounded) for the target to answer GET /health with 2xx, then starts
 Locust, records its exit code in D/exit, and then lingers until the harness has dumped the
@@ -105,7 +105,7 @@ def dump(directory: Path, out) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m load.pod")
+    parser = argparse.ArgumentParser(prog="python -m zerodrop.load.pod")
     sub = parser.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
     r.add_argument("--dir", type=Path, required=True)

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import IO, Callable
 
-from load.runner import Progress
+from zerodrop.load.runner import Progress
 
 
 def format_line(p: Progress, step: str = "") -> str:

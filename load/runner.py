@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
-from load.ledger import ENV_LEDGER_DIR, ENV_LEDGER_OFF, ENV_ROLE, merge_ledgers
-from load.records import FAILED_OUTCOMES, LoadTarget
+from zerodrop.load.ledger import ENV_LEDGER_DIR, ENV_LEDGER_OFF, ENV_ROLE, merge_ledgers
+from zerodrop.records.ledger import FAILED_OUTCOMES
+from zerodrop.records.results import LoadTarget
 
 LOCUSTFILE = Path(__file__).resolve().with_name("locustfile.py")
-ROOT = LOCUSTFILE.parents[1]
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 TASKS = ("health", "balance", "create_payment", "payment_status")
 LOG_TAIL_LINES = 30
@@ -240,7 +240,6 @@ class LoadRun(GeneratorRun):
         env.update(locust_env(self.plan, str(self.ledger_dir), role))
         env.update({
             "ZERODROP_PARENT_PID": str(os.getpid()),
-            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
         })
         return env
 
@@ -252,7 +251,7 @@ class LoadRun(GeneratorRun):
         cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--logfile", str(log),
                "--loglevel", "INFO", *args]
         with open(out, "wb") as out_f:
-            popen = subprocess.Popen(cmd, cwd=ROOT, env=self._env(role), stdin=subprocess.DEVNULL,
+            popen = subprocess.Popen(cmd, cwd=self.ledger_dir, env=self._env(role), stdin=subprocess.DEVNULL,
                                      stdout=out_f, stderr=subprocess.STDOUT, start_new_session=True)
         self._procs.append(_Proc(role, popen, log, out))
 
@@ -409,7 +408,7 @@ def begin_run(plan: LoadPlan, ledger_dir: Path | None, launch: Callable[[Path], 
         raise
     monitor = None
     if on_progress is not None:
-        from load.progress import ProgressMonitor
+        from zerodrop.load.progress import ProgressMonitor
         monitor = ProgressMonitor(progress, on_progress)
         monitor.start()
     return directory, monitor

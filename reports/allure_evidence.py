@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from reports.evidence import SECRET_KEY, REDACTED, EvidencePaths, redact_text
+from zerodrop.reports.evidence import SECRET_KEY, REDACTED, EvidencePaths, redact_text
 
 DEFAULT_LEDGER_CAP = 20 * 2**20  # bytes of ledger attached; the rest stays in the file
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from fixtures.platform import Event
-from reports.verdict import FAIL, INCONCLUSIVE, PASS, PHASES, Verdict
+from zerodrop.records.events import Event
+from zerodrop.reports.verdict import FAIL, INCONCLUSIVE, PASS, PHASES, Verdict
 
 REDACTED = "[redacted]"
 SECRET_KEY = re.compile(r"token|authori[sz]ation|passw(or)?d|secret|kubeconfig|api[_-]?key|cookie",

@@ -24,9 +24,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from fixtures.platform import Event
-from load.records import Cutover, DataCheck, LedgerRecord, LoadTarget
-from reports.stats import LogHistogram, Quantiles, clopper_pearson_upper
+from zerodrop.records.events import Event
+from zerodrop.records.results import Cutover, DataCheck, LoadTarget
+from zerodrop.records.ledger import LedgerRecord
+from zerodrop.reports.stats import LogHistogram, Quantiles, clopper_pearson_upper
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 PHASES = ("before", "during", "after")

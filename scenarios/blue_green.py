@@ -25,10 +25,10 @@ from typing import Callable
 
 import requests
 
-from fixtures.api import Api
-from fixtures.platform import COLORS, Platform
-from scenarios.steps import Context, Scenario, Step, StepFailed
-from suites import checks
+from zerodrop.checks.api import Api
+from zerodrop.platforms.base import COLORS, Platform
+from zerodrop.scenarios.steps import Context, Scenario, Step, StepFailed
+from zerodrop.checks import seed as checks
 
 BROKEN = ("none", "skip_ready_wait", "no_drain", "kill_old")
 

@@ -12,8 +12,9 @@ from typing import Iterable
 
 import requests
 
-from fixtures.api import loads
-from load.records import DataCheck, LedgerRecord, read_records
+from zerodrop.checks.api import loads
+from zerodrop.records.results import DataCheck
+from zerodrop.records.ledger import LedgerRecord, read_records
 
 MAX_KEYS_CHECKED = 20000  # bounds the work; the count checked is reported
 

@@ -12,14 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable, Sequence
 
-from fixtures.platform import Event, Platform
-from load.records import Cutover, DataCheck, read_records
-from load.progress import TerminalProgress
-from load.runner import LoadPlan, LoadResult
-from reports.evidence import write_evidence
-from reports.verdict import Policy, Verdict, judge
-from scenarios.integrity import check_payments
-from scenarios.steps import Context, Scenario, ScenarioResult
+from zerodrop.records.events import Event
+from zerodrop.platforms.base import Platform
+from zerodrop.records.results import Cutover, DataCheck
+from zerodrop.records.ledger import read_records
+from zerodrop.load.progress import TerminalProgress
+from zerodrop.load.runner import LoadPlan, LoadResult, LoadRun
+from zerodrop.reports.evidence import write_evidence
+from zerodrop.reports.verdict import Policy, Verdict, judge
+from zerodrop.scenarios.integrity import check_payments
+from zerodrop.scenarios.steps import Context, Scenario, ScenarioResult
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,8 @@ def prove_sequence(platform: Platform, builders: Sequence[Builder], settings: Pr
     terminal = TerminalProgress(progress_stream, step=lambda: current["step"]) \
         if settings.show_progress and progress_stream is not None else None
     try:
-        with platform.load_run(plan, progress=terminal) as run:
+        make_run = platform.load_generator() or LoadRun
+        with make_run(plan, progress=terminal) as run:
             run.start()
             platform.events.emit("load", "load started", users=settings.users,
                                  rate=settings.rate)

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import allure
 
-from fixtures.platform import Platform, PlatformError
+from zerodrop.platforms.base import Platform, PlatformError
 
 
 class StepFailed(RuntimeError):

@@ -4,9 +4,9 @@ from __future__ import annotations
 import allure
 import pytest
 
-from suites.checkfile import Check
-from suites.expect import expect_jq, expect_status
-from suites.steps import call
+from zerodrop.checks.checkfile import Check
+from zerodrop.checks.expect import expect_jq, expect_status
+from zerodrop.checks.steps import call
 
 pytestmark = pytest.mark.custom
 

@@ -12,9 +12,9 @@ from decimal import Decimal
 import allure
 import pytest
 
-from suites import checks
-from suites.expect import ExpectationFailed, expect_status
-from suites.steps import call, labels
+from zerodrop.checks import seed as checks
+from zerodrop.checks.expect import ExpectationFailed, expect_status
+from zerodrop.checks.steps import call, labels
 
 pytestmark = pytest.mark.post_deploy
 BLOCKER, CRITICAL = allure.severity_level.BLOCKER, allure.severity_level.CRITICAL

@@ -9,8 +9,8 @@ from __future__ import annotations
 import allure
 import pytest
 
-from suites import checks
-from suites.steps import labels
+from zerodrop.checks import seed as checks
+from zerodrop.checks.steps import labels
 
 pytestmark = pytest.mark.smoke
 

@@ -12,12 +12,12 @@ import contextlib
 import allure
 import pytest
 
-from load.runner import LoadError
-from reports.allure_evidence import attach_proof
-from scenarios.blue_green import SwitchSettings, rollback, switch
-from scenarios.proof import prove
-from scenarios.steps import Context
-from suites.steps import labels
+from zerodrop.load.runner import LoadError
+from zerodrop.reports.allure_evidence import attach_proof
+from zerodrop.scenarios.blue_green import SwitchSettings, rollback, switch
+from zerodrop.scenarios.proof import prove
+from zerodrop.scenarios.steps import Context
+from zerodrop.checks.steps import labels
 
 pytestmark = [pytest.mark.zero_downtime, pytest.mark.xdist_group("zero_downtime")]
 BLOCKER = allure.severity_level.BLOCKER

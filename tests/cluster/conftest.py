@@ -1,7 +1,7 @@
 """Tests of the Kubernetes provider and platform against a REAL kind cluster.
 
 They need one: ``ZD_KIND_CLUSTER=<name>`` names an existing kind cluster (``.ci/run`` creates
-one with fixtures/cluster/up.sh and sets it). Without it these tests are deselected, and the
+one with infra/cluster/up.sh and sets it). Without it these tests are deselected, and the
 run says so in its summary: never a silent skip.
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Iterator
 
 import pytest
 
-from fixtures.kubernetes.providers import Cluster, KindOptions, acquire_kind
-from fixtures.kubernetes.session import finish, new_run_id
-from fixtures.plugin import deselect
+from zerodrop.platforms.kubernetes.providers import Cluster, KindOptions, acquire_kind
+from zerodrop.fixtures.cluster import finish, new_run_id
+from zerodrop.plugin.core import deselect
 
 HERE = Path(__file__).resolve().parent
 CLUSTER = os.environ.get("ZD_KIND_CLUSTER", "")
@@ -33,7 +33,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if n:
         terminalreporter.write_line(
             f"zerodrop: {n} cluster test(s) not run: set ZD_KIND_CLUSTER to a kind cluster "
-            f"(.ci/run builds one offline with fixtures/cluster/up.sh)", yellow=True)
+            f"(.ci/run builds one offline with infra/cluster/up.sh)", yellow=True)
 
 
 @pytest.fixture(scope="session")

@@ -8,11 +8,11 @@ import re
 
 import pytest
 
-from fixtures.kubernetes.platform import KubeConfig, new_namespace, stand_up
-from fixtures.platform import PlatformError
-from scenarios.blue_green import SwitchSettings, switch
-from scenarios.proof import ProofSettings, prove
-from scenarios.steps import Context
+from zerodrop.platforms.kubernetes.platform import KubeConfig, new_namespace, stand_up
+from zerodrop.platforms.base import PlatformError
+from zerodrop.scenarios.blue_green import SwitchSettings, switch
+from zerodrop.scenarios.proof import ProofSettings, prove
+from zerodrop.scenarios.steps import Context
 
 pytestmark = pytest.mark.slow
 LOAD = ProofSettings(users=10, rate=60.0, baseline_s=1.0, tail_s=2.0, show_progress=False)
@@ -78,12 +78,12 @@ def test_a_switch_judged_from_load_inside_the_cluster_passes(cluster, run_id, tm
 
 
 def test_a_missing_harness_image_is_one_clear_line(cluster, run_id, tmp_path):
-    from load.runner import LoadError, LoadPlan
+    from zerodrop.load.runner import LoadError, LoadPlan
     platform = platform_for(cluster, run_id, load_from="cluster",
                             harness_image="zerodrop/harness:no-such-tag")
     try:
         with pytest.raises(LoadError) as err:
-            with platform.load_run(LoadPlan(host=platform.service_url, ledger_dir=tmp_path)) as run:
+            with platform.load_generator()(LoadPlan(host=platform.service_url, ledger_dir=tmp_path)) as run:
                 run.start(ready_timeout=60)
         assert "cannot get image zerodrop/harness:no-such-tag" in str(err.value)
         assert "\n" not in str(err.value)
@@ -159,8 +159,7 @@ def test_the_kind_provider_creates_reuses_and_deletes_a_cluster_of_its_own(tmp_p
     import subprocess
     from pathlib import Path
 
-    from fixtures.kubernetes.providers import (KindOptions, acquire_kind, docker_binary,
-                                               kind_binary, release_kind)
+    from zerodrop.platforms.kubernetes.providers import (KindOptions, acquire_kind, docker_binary, kind_binary, release_kind)
     name = f"zd-t{os.getpid() % 100000}"
     config = tmp_path / "kind.yaml"  # the offline node image has no kindnet: its own CNI
     config.write_text("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnetworking:\n"
@@ -195,7 +194,7 @@ def test_credentials_without_rights_are_refused_in_one_line(cluster, run_id, tmp
     line, and the token never shows in it."""
     import yaml
     from kubernetes import client
-    from fixtures.kubernetes.providers import Cluster
+    from zerodrop.platforms.kubernetes.providers import Cluster
     core = client.CoreV1Api(cluster.api_client())
     home = new_namespace(run_id, "rbac")
     try:
@@ -230,7 +229,7 @@ def test_an_image_is_loaded_again_only_when_the_node_lacks_that_exact_image(clus
     import subprocess
     from pathlib import Path
 
-    from fixtures.kubernetes.providers import _node_has, docker_binary, kind_binary
+    from zerodrop.platforms.kubernetes.providers import _node_has, docker_binary, kind_binary
     docker, node, probe = docker_binary(), cluster.node_container, "zerodrop/zd-probe:t"
     env = {**os.environ, "PATH": f"{Path(docker).parent}:{os.environ['PATH']}"}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.local.platform import LocalConfig, LocalPlatform, stand_up
+from zerodrop.platforms.local.platform import LocalConfig, LocalPlatform, stand_up
 
 ROOT = Path(__file__).resolve().parents[2]
 

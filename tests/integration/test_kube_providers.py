@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.kubernetes.providers import (ExistingOptions, KindOptions, ProviderError,
-                                           acquire_existing, acquire_kind, kind_binary)
+from zerodrop.platforms.kubernetes.providers import (ExistingOptions, KindOptions, ProviderError, acquire_existing, acquire_kind, kind_binary)
 
 KUBECONFIG = """apiVersion: v1
 kind: Config

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from fixtures.local.platform import LocalConfig, LocalPlatform, stand_up
-from fixtures.platform import PlatformError
+from zerodrop.platforms.local.platform import LocalConfig, LocalPlatform, stand_up
+from zerodrop.platforms.base import PlatformError
 from tests.integration.conftest import ROOT, pids_of, port_open
 from tests.procs import wait_until
 
@@ -130,8 +130,8 @@ def test_port_in_use_is_one_line_and_leaves_nothing(platform):
 
 @contextlib.contextmanager
 def platform_cli():
-    """``python -m fixtures.local up`` as a user starts it; yields (process, workdir)."""
-    proc = subprocess.Popen([sys.executable, "-m", "fixtures.local", "up", "--replicas", "1"],
+    """``python -m zerodrop.platforms.local up`` as a user starts it; yields (process, workdir)."""
+    proc = subprocess.Popen([sys.executable, "-m", "zerodrop.platforms.local", "up", "--replicas", "1"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     workdir = "/nonexistent"
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from scenarios.blue_green import SwitchSettings, rollback, switch
-from scenarios.steps import Context, StepFailed
+from zerodrop.scenarios.blue_green import SwitchSettings, rollback, switch
+from zerodrop.scenarios.steps import Context, StepFailed
 
 pytestmark = pytest.mark.slow
 FAST = SwitchSettings(replicas=1, drain_seconds=0.5, payment_timeout=10)

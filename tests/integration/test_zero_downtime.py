@@ -8,10 +8,10 @@ import re
 import pytest
 import requests
 
-from fixtures.local.platform import LocalConfig, stand_up
-from scenarios.blue_green import SwitchSettings, switch
-from scenarios.proof import ProofSettings, prove, prove_sequence
-from scenarios.steps import Context
+from zerodrop.platforms.local.platform import LocalConfig, stand_up
+from zerodrop.scenarios.blue_green import SwitchSettings, switch
+from zerodrop.scenarios.proof import ProofSettings, prove, prove_sequence
+from zerodrop.scenarios.steps import Context
 
 pytestmark = pytest.mark.slow
 LOAD = ProofSettings(users=10, rate=60.0, baseline_s=1.0, tail_s=1.0, show_progress=False)

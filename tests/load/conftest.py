@@ -51,12 +51,12 @@ def replica(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replica]:
     env = dict(os.environ, DATABASE_URL=f"sqlite:///{work / 'payments.db'}", AUTH_TOKEN="test-token",
                APP_VERSION="v1", APP_COLOR="blue", REPLICA_NAME="blue-0", DRAIN_SECONDS="0",
                PYTHONPATH=str(ROOT))
-    migrate = subprocess.run([sys.executable, "-m", "fixtures.payment_service", "migrate"], cwd=ROOT, env=env,
+    migrate = subprocess.run([sys.executable, "-m", "zerodrop.payment_service", "migrate"], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=60)
     assert migrate.returncode == 0, migrate.stderr
     port_file, log = work / "port", work / "stderr"
     with open(log, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "fixtures.payment_service", "serve", "--host", "127.0.0.1",
+        proc = subprocess.Popen([sys.executable, "-m", "zerodrop.payment_service", "serve", "--host", "127.0.0.1",
                                  "--port", "0", "--port-file", str(port_file)],
                                 cwd=ROOT, env=env, stdout=err, stderr=err)
     try:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from load import ledger
-from load.ledger import BadBody, LedgerListener, UnexpectedStatus, classify, merge_ledgers
-from load.records import LedgerRecord, read_records, write_records
+from zerodrop.load import ledger
+from zerodrop.load.ledger import BadBody, LedgerListener, UnexpectedStatus, classify, merge_ledgers
+from zerodrop.records.ledger import LedgerRecord, read_records, write_records
 
 from .standins import closed_port
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from load.records import LedgerRecord, read_records
-from load.runner import LoadPlan, LoadResult, LoadRun
+from zerodrop.records.ledger import LedgerRecord, read_records
+from zerodrop.load.runner import LoadPlan, LoadResult, LoadRun
 
 from . import standins
 from .standins import closed_port

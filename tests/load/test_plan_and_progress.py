@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from load.progress import ProgressMonitor, TerminalProgress, format_line
-from load.runner import LoadError, LoadPlan, LoadRun, Progress, preflight_check
+from zerodrop.load.progress import ProgressMonitor, TerminalProgress, format_line
+from zerodrop.load.runner import LoadError, LoadPlan, LoadRun, Progress, preflight_check
 
 from .conftest import processes_mentioning
 
@@ -89,7 +89,7 @@ def test_preflight_rejects_an_unhealthy_target():
 
 
 def test_a_used_ledger_dir_is_refused(tmp_path: Path):
-    from load.runner import _prepare_dir
+    from zerodrop.load.runner import _prepare_dir
 
     (tmp_path / "ledger-worker-1.jsonl").write_text("")
     with pytest.raises(LoadError, match="already holds ledger-worker-1.jsonl"):
@@ -168,7 +168,7 @@ def test_progress_monitor_survives_a_broken_sink():
 # -- saturation is judged from the generator's CPU, not from latency ---------------------------------
 
 def _ledger(path: Path, n: int, latency: float, span: float) -> Path:
-    from load.records import LedgerRecord, write_records
+    from zerodrop.records.ledger import LedgerRecord, write_records
 
     with open(path, "w") as out:
         write_records(out, (LedgerRecord(t_start=1000 + i * span / n, t_end=1000 + i * span / n + latency,
@@ -178,7 +178,7 @@ def _ledger(path: Path, n: int, latency: float, span: float) -> Path:
 
 
 def test_a_busy_generator_is_saturated(tmp_path: Path):
-    from load.runner import _result
+    from zerodrop.load.runner import _result
 
     plan = LoadPlan(host=HOST, users=10, rate=5000)
     res = _result(_ledger(tmp_path / "l.jsonl", 1000, 0.001, 1.0), plan, 0, [], [], False, cpu_share=0.97)
@@ -191,7 +191,7 @@ def test_a_busy_generator_is_saturated(tmp_path: Path):
 
 def test_a_slow_target_is_not_generator_saturation(tmp_path: Path):
     """Negative control: the same shortfall with an idle generator is explained, not saturated."""
-    from load.runner import _result
+    from zerodrop.load.runner import _result
 
     plan = LoadPlan(host=HOST, users=10, rate=5000)
     res = _result(_ledger(tmp_path / "l.jsonl", 100, 0.1, 1.0), plan, 0, [], ["worker"], False, cpu_share=0.2)

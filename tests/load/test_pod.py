@@ -1,5 +1,5 @@
 """load/pod.py, the load generator's side inside a pod, run here as the pod runs it: a real
-``python -m load.pod run`` process with real Locust against a real payment-service, driven
+``python -m zerodrop.load.pod run`` process with real Locust against a real payment-service, driven
 only through the same commands the cluster load Job gets by exec."""
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from load.runner import LOCUSTFILE, LoadPlan, locust_args, locust_env
+from zerodrop.load.runner import LOCUSTFILE, LoadPlan, locust_args, locust_env
 from tests.load.conftest import ROOT
 from tests.load.standins import closed_port
 from tests.procs import stop_process, wait_until
 
 
 def pod(*args: str, env=None, timeout: float = 60) -> str:
-    done = subprocess.run([sys.executable, "-m", "load.pod", *args], cwd=ROOT, env=env,
+    done = subprocess.run([sys.executable, "-m", "zerodrop.load.pod", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
@@ -27,7 +27,7 @@ def start(tmp_path: Path, host: str) -> tuple[subprocess.Popen, Path]:
     plan = LoadPlan(host=host, users=4, rate=40.0, max_duration=60)
     env = {**os.environ, **locust_env(plan, str(directory), "standalone"),
            "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "load.pod", "run", "--dir", str(directory),
+    proc = subprocess.Popen([sys.executable, "-m", "zerodrop.load.pod", "run", "--dir", str(directory),
                              "--linger", "30", "--host", host, "--", "-f", str(LOCUSTFILE),
                              "--logfile", str(directory / "locust.log"), *locust_args(plan)],
                             cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
@@ -55,7 +55,7 @@ def test_run_progress_stop_dump(tmp_path, replica):
 def test_a_target_that_never_answers_is_reported_not_loaded(tmp_path, monkeypatch):
     """Negative control: the preflight inside the pod refuses, with the reason in the error
     file (what the harness shows) and exit 3, and Locust never starts."""
-    import load.pod as pod_module
+    import zerodrop.load.pod as pod_module
     monkeypatch.setattr(pod_module, "PREFLIGHT_S", 1.0)
     directory = tmp_path / "ledger"
     host = f"http://127.0.0.1:{closed_port()}"

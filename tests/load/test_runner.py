@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from load.progress import format_line
-from load.records import read_records
-from load.runner import LoadError, LoadPlan, LoadRun, Progress
+from zerodrop.load.progress import format_line
+from zerodrop.records.ledger import read_records
+from zerodrop.load.runner import LoadError, LoadPlan, LoadRun, Progress
 
 from . import standins
 from .conftest import processes_mentioning, wait_until
@@ -178,7 +178,7 @@ def test_ledger_and_progress_follow_a_blue_green_switch(tmp_path: Path):
     green, blue is scaled to zero (its kept-alive connections drain), and both the live progress
     and the ledger show the answers moving to green. Failures are counted, not judged here (that
     is the verdict's job): every record is either answered with a colour or a failure."""
-    from fixtures.local.platform import LocalConfig, stand_up
+    from zerodrop.platforms.local.platform import LocalConfig, stand_up
 
     led = tmp_path / "ledger"
     platform = stand_up(LocalConfig(replicas=1))

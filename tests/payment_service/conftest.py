@@ -56,7 +56,7 @@ def base_env(db_url: str, **overrides: str) -> dict[str, str]:
 
 
 def cli(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PYTHON, "-m", "fixtures.payment_service", *args], cwd=ROOT, env=env,
+    return subprocess.run([PYTHON, "-m", "zerodrop.payment_service", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -109,7 +109,7 @@ def start_services(workdir: Path, db_url: str, specs: dict[str, dict[str, str]],
             port_file, log = workdir / f"{name}.port", workdir / f"{name}.stderr"
             with open(log, "wb") as err:
                 procs.append((name, subprocess.Popen(
-                    [PYTHON, "-m", "fixtures.payment_service", "serve", "--host", "127.0.0.1", "--port", "0",
+                    [PYTHON, "-m", "zerodrop.payment_service", "serve", "--host", "127.0.0.1", "--port", "0",
                      "--port-file", str(port_file)],
                     cwd=ROOT, env=base_env(db_url, **env), stdout=err, stderr=err), port_file, log))
         services = []

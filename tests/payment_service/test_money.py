@@ -4,7 +4,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
-from fixtures.payment_service import money
+from zerodrop.payment_service import money
 
 from .conftest import AUTH, Service, balance, pay, wait_settled
 

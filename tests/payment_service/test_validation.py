@@ -135,7 +135,7 @@ def test_bearer_scheme_is_case_insensitive(svc: Service) -> None:
 
 
 def test_validation_functions_report_every_field() -> None:
-    from fixtures.payment_service import money, validation
+    from zerodrop.payment_service import money, validation
     clean, errors = validation.payment(money.loads('{"amount": 150.00, "currency": "EUR", '
                                                    '"from_account": "a", "to_account": "b"}'))
     assert errors == [] and clean["amount_minor"] == 15000

@@ -4,8 +4,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Iterator
 
-from fixtures.platform import Event
-from load.records import Cutover, DataCheck, LedgerRecord, LoadTarget
+from zerodrop.records.events import Event
+from zerodrop.records.results import Cutover, DataCheck, LoadTarget
+from zerodrop.records.ledger import LedgerRecord
 
 T0 = 1_700_000_000.0
 OLD, NEW = "1.0.0", "1.1.0"

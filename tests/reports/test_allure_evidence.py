@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from load.records import DataCheck, LoadTarget
-from reports.allure_evidence import CATEGORIES, write_categories, write_environment
-from reports.verdict import Policy, judge
+from zerodrop.records.results import DataCheck, LoadTarget
+from zerodrop.reports.allure_evidence import CATEGORIES, write_categories, write_environment
+from zerodrop.reports.verdict import Policy, judge
 
 from .builders import (NEW, OLD, clean, cutover, good_data, good_load, record, timeline,
                        with_failures)
@@ -119,11 +119,11 @@ def test_write_environment_redacts_secrets(tmp_path):
 ATTACHING_TEST = """
 from pathlib import Path
 from types import SimpleNamespace
-from reports.allure_evidence import attach_evidence, attach_proof
-from reports.evidence import write_evidence
-from reports.verdict import judge
+from zerodrop.reports.allure_evidence import attach_evidence, attach_proof
+from zerodrop.reports.evidence import write_evidence
+from zerodrop.reports.verdict import judge
 from tests.reports.builders import clean, cutover, good_data, good_load, timeline
-from load.records import write_records
+from zerodrop.records.ledger import write_records
 
 def test_switch(tmp_path):
     ledger = tmp_path / "ledger.jsonl"

@@ -5,9 +5,9 @@ import base64
 import json
 import struct
 
-from fixtures.platform import Event
-from reports.evidence import REDACTED, redact, write_evidence
-from reports.verdict import judge
+from zerodrop.records.events import Event
+from zerodrop.reports.evidence import REDACTED, redact, write_evidence
+from zerodrop.reports.verdict import judge
 
 from .builders import T0, clean, cutover, good_data, good_load, timeline, with_failures
 
@@ -64,7 +64,7 @@ def test_redaction_keeps_harmless_values():
 
 
 def test_data_check_error_text_is_scrubbed_too(tmp_path):
-    from load.records import DataCheck
+    from zerodrop.records.results import DataCheck
     v = judge(clean(), timeline(), cutover(),
               DataCheck(0, error="cannot connect to postgresql://u:topsecret@h/db"),
               good_load())

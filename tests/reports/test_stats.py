@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from reports import stats
-from reports.stats import LogHistogram, Quantiles, binom_cdf, clopper_pearson_upper
+from zerodrop.reports import stats
+from zerodrop.reports.stats import LogHistogram, Quantiles, binom_cdf, clopper_pearson_upper
 
 
 @pytest.mark.parametrize("k, n, one_sided, two_sided", [

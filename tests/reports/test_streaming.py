@@ -5,8 +5,8 @@ import io
 import time
 import tracemalloc
 
-from load.records import read_records, write_records
-from reports.verdict import PASS, judge
+from zerodrop.records.ledger import read_records, write_records
+from zerodrop.reports.verdict import PASS, judge
 
 from .builders import clean, cutover, good_data, good_load, record, timeline
 

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from fixtures.platform import Event
-from load.records import DataCheck, LoadTarget
-from reports.verdict import FAIL, INCONCLUSIVE, PASS, Policy, judge
+from zerodrop.records.events import Event
+from zerodrop.records.results import DataCheck, LoadTarget
+from zerodrop.reports.verdict import FAIL, INCONCLUSIVE, PASS, Policy, judge
 
 from .builders import (DRAINED_AT, NEW, OLD, SWITCH_AT, T0, clean, cutover, good_data,
                        good_load, record, timeline, with_failures)
@@ -398,7 +398,7 @@ def test_judge_is_pure_same_inputs_same_verdict():
 
 
 def test_unnamed_versions_are_inconclusive_not_unknown():
-    from load.records import Cutover
+    from zerodrop.records.results import Cutover
     c = cutover()
     v = run(cut=Cutover("", NEW, c.t_switch, c.t_drained))
     assert v.verdict == INCONCLUSIVE

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from suites.checkfile import CheckFileError, load_checks
-from suites.expect import ExpectationFailed, expect_jq, expect_status, jq_true, jq_value
+from zerodrop.checks.checkfile import CheckFileError, load_checks
+from zerodrop.checks.expect import ExpectationFailed, expect_jq, expect_status, jq_true, jq_value
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from fixtures.local.front import Endpoint, Front, FrontLoop, PortInUse
+from zerodrop.platforms.local.front import Endpoint, Front, FrontLoop, PortInUse
 
 
 class _Named(BaseHTTPRequestHandler):

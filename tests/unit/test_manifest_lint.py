@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fixtures.kubernetes.lint import lint
+from zerodrop.platforms.kubernetes.lint import lint
 
-BASE = Path(__file__).resolve().parents[2] / "fixtures" / "manifests" / "base"
+BASE = Path(__file__).resolve().parents[2] / "payment_service" / "manifests" / "base"
 
 
 def shipped() -> list[dict]:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import requests
 
-from fixtures.platform import EventLog
-from suites.load import burst
+from zerodrop.records.events import EventLog
+from zerodrop.checks.burst import burst
 
 
 def test_events_share_the_injected_clock_and_listeners_fail_soft():

@@ -1,0 +1,158 @@
+"""The Platform seam: the one interface scenarios and suites talk to.
+
+Implementations: ``platforms.local`` (real processes on this machine behind a kube-proxy-like
+front) and ``platforms.kubernetes`` (a real cluster through the official client), chosen by
+``--target`` through ``platforms.registry``. Scenarios import this module only, never an
+implementation.
+
+Everything here shares one clock: ``time.time()`` (wall seconds with microseconds), so that a
+ledger record and a platform event can be subtracted.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+from zerodrop.records.events import EventLog
+
+COLORS = ("blue", "green")
+
+
+class PlatformError(RuntimeError):
+    """A platform operation failed; the message is one line for a person, with the fix."""
+
+
+@dataclass(frozen=True)
+class ReplicaInfo:
+    name: str
+    color: str
+    version: str
+    url: str
+    pid: int | None
+    ready: bool
+    terminating: bool
+    restarts: int
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a verification suite needs to reach one deployment: addresses and credentials.
+
+    ``preview_urls`` maps a colour to its own address (the seed's payment-service-blue/-green
+    Services) where the platform offers one; ``admin_token`` reaches the fault API of the
+    reference service and is None for a deployment zerodrop did not start.
+    """
+
+    kind: str
+    base_url: str
+    token: str
+    preview_urls: dict[str, str] = field(default_factory=dict)
+    admin_token: str | None = None
+    active_color: str | None = None
+
+    def aimed_at(self, color: str) -> "Target":
+        """The same target with its base URL moved to one colour's preview address."""
+        if color not in self.preview_urls:
+            raise PlatformError(
+                f"no preview address for colour {color!r} on target {self.kind!r}; "
+                f"known: {', '.join(sorted(self.preview_urls)) or 'none'}"
+            )
+        return Target(self.kind, self.preview_urls[color], self.token, self.preview_urls,
+                      self.admin_token, color)
+
+    def redacted(self) -> dict[str, Any]:
+        """For reports: never the secrets."""
+        return {"kind": self.kind, "base_url": self.base_url, "preview_urls": self.preview_urls,
+                "active_color": self.active_color}
+
+
+class Platform(abc.ABC):
+    """Where blue and green run side by side behind one Service. One-line contracts."""
+
+    events: EventLog
+
+    @property
+    @abc.abstractmethod
+    def service_url(self) -> str:
+        """The Service address all clients use; follows the selector."""
+
+    @abc.abstractmethod
+    def preview_url(self, color: str) -> str:
+        """An address that reaches only ``color`` (for testing the idle colour)."""
+
+    @abc.abstractmethod
+    def deploy(self, color: str, version: str, *, faults: dict | None = None) -> None:
+        """Give ``color`` a new template (version, fault knobs); running replicas are replaced."""
+
+    @abc.abstractmethod
+    def scale(self, color: str, replicas: int) -> None:
+        """Set the desired replica count of ``color``; returns at once (see wait_ready)."""
+
+    @abc.abstractmethod
+    def wait_ready(self, color: str, timeout: float | None = None) -> None:
+        """Block until every desired replica of ``color`` runs the current template and is
+        ready, or raise PlatformError naming what is not ready and why."""
+
+    @abc.abstractmethod
+    def wait_routed(self, color: str | None = None, timeout: float | None = None) -> None:
+        """Block until the Service (``color`` None) or ``color``'s preview address sends new
+        connections to exactly the ready replicas it selects: ready is not yet routed."""
+
+    @abc.abstractmethod
+    def deployed_version(self, color: str) -> str | None:
+        """The version in ``color``'s template (None if never deployed), even at 0 replicas."""
+
+    @property
+    @abc.abstractmethod
+    def propagation_hint(self) -> float:
+        """Seconds an endpoint change may take to reach every proxy (the drain must cover it)."""
+
+    @abc.abstractmethod
+    def active_color(self) -> str | None:
+        """The colour the Service selects (None when it selects by weights or nothing)."""
+
+    @abc.abstractmethod
+    def route_to(self, color: str) -> None:
+        """Replace the Service selector with ``color`` (a replace, never a merge)."""
+
+    @abc.abstractmethod
+    def set_weights(self, weights: dict[str, int]) -> None:
+        """Split NEW connections between colours by percent (canary); must sum to 100."""
+
+    @abc.abstractmethod
+    def replicas(self, color: str) -> list[ReplicaInfo]:
+        """The replicas of ``color`` as the platform sees them now."""
+
+    @abc.abstractmethod
+    def kill_replica(self, color: str, sig: int, index: int = 0) -> ReplicaInfo:
+        """Send ``sig`` to one replica of ``color`` on purpose (chaos, negative controls)."""
+
+    @abc.abstractmethod
+    def apply_fault(self, color: str, faults: dict) -> None:
+        """Change fault knobs on every running replica of ``color`` at run time."""
+
+    def readiness_findings(self, color: str) -> list[str]:
+        """Zero-downtime readiness problems of the live objects before traffic moves to
+        ``color`` (each also emitted as a "readiness finding" event); none by default."""
+        return []
+
+    def load_generator(self) -> Any:
+        """A factory ``(plan, progress=...) -> run`` with ``zerodrop.load.runner.LoadRun``'s
+        contract when this platform runs the load itself (inside a cluster); None (the
+        default): the proof runs Locust on this machine."""
+        return None
+
+    @abc.abstractmethod
+    def target(self) -> Target:
+        """Addresses and credentials for the verification suites."""
+
+    @abc.abstractmethod
+    def teardown(self) -> None:
+        """Stop everything this platform started; safe to call twice."""
+
+    def __enter__(self) -> "Platform":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.teardown()

@@ -1,0 +1,145 @@
+"""One replica of the service as a real OS process on 127.0.0.1 (a pod, locally).
+
+The process binds port 0 itself and reports the port through a file, so there is no race for
+a "free" port. It runs in its own session (a signal to the group reaches its children) and is
+told by the kernel to die with the thread that spawned it (PR_SET_PDEATHSIG), so a harness
+killed with SIGKILL leaves no orphan behind.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of that id exists (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def service_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "zerodrop.payment_service", *args]
+
+
+class ReplicaProcess:
+    """A started service process: its port, its log, and how to stop it."""
+
+    def __init__(self, name: str, color: str, version: str, workdir: Path, env: dict[str, str]):
+        self.name = name
+        self.color = color
+        self.version = version
+        self.port_file = workdir / f"{name}.port"
+        self.log_path = workdir / f"{name}.log"
+        self.port: int | None = None
+        self.started_at = time.time()
+        self.terminating = False
+        self.ready = False
+        self.restarts = 0
+        self.last_exit_code: int | None = None  # of the previous run, kept across a restart
+        self._env = env
+        self._proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        if self._proc is not None and self._proc.poll() is not None:
+            self.last_exit_code = self._proc.returncode
+        self.port_file.unlink(missing_ok=True)
+        self.port = None
+        self.ready = False
+        self.started_at = time.time()
+        env = {**os.environ, **self._env}
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                service_command("serve", "--host", "127.0.0.1", "--port", "0",
+                                "--port-file", str(self.port_file)),
+                cwd=self.port_file.parent, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}" if self.port else ""
+
+    def poll_port(self) -> int | None:
+        """The listening port once the process reported it, else None."""
+        if self.port is None:
+            try:
+                text = self.port_file.read_text().strip()
+            except FileNotFoundError:
+                return None
+            if text.isdigit():
+                self.port = int(text)
+        return self.port
+
+    def exit_code(self) -> int | None:
+        return self._proc.poll() if self._proc else None
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            try:
+                os.kill(self._proc.pid, sig)  # type: ignore[union-attr]
+            except ProcessLookupError:
+                pass
+
+    def wait(self, timeout: float) -> int | None:
+        if self._proc is None:
+            return None
+        try:
+            return self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, grace: float) -> int | None:
+        """SIGTERM, then SIGKILL to the whole group after ``grace`` seconds (kubelet's
+        terminationGracePeriodSeconds). Returns the exit code."""
+        if self._proc is None:
+            return None
+        self.signal(signal.SIGTERM)
+        code = self.wait(grace)
+        if code is None:
+            self.kill_group()
+            code = self.wait(5)
+        return code
+
+    def kill_group(self) -> None:
+        if self._proc is not None:
+            try:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def log_tail(self, lines: int = 5) -> list[str]:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(max(0, os.path.getsize(self.log_path) - 16384))
+                tail = deque(f.read().decode("utf-8", "replace").splitlines(), maxlen=lines)
+        except FileNotFoundError:
+            return []
+        return [line for line in tail if line.strip()]
