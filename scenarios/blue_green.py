@@ -27,6 +27,7 @@ import requests
 
 from zerodrop.checks.api import Api
 from zerodrop.platforms.base import COLORS, Platform
+from zerodrop.records.events import EventName
 from zerodrop.scenarios.steps import Context, Scenario, Step, StepFailed
 from zerodrop.checks import seed as checks
 
@@ -94,103 +95,148 @@ def _active(platform: Platform) -> str:
     return active
 
 
-def _cutover(platform: Platform, old: str, new: str, settings: SwitchSettings, name: str,
-             deploy_version: str | None) -> Scenario:
-    old_version = platform.deployed_version(old) or ""
-    new_version = deploy_version or platform.deployed_version(new) or ""
-    drain = settings.drain_for(platform)
+# ---- the step factories: each returns one named Step; a canary or chaos scenario reuses them --
 
-    def find_active(ctx: Context) -> None:
+def find_active(platform: Platform, old: str, new: str, new_version: str) -> Step:
+    """The Service must select ``old``; the switch to ``new_version`` on ``new`` begins."""
+    def run(ctx: Context) -> None:
         now = platform.active_color()
         if now != old:
             raise StepFailed(f"expected {old} to be active, the Service selects {now}")
-        ctx.values.update(old=old, new=new, old_version=old_version, new_version=new_version)
+        ctx.begin_cutover(old, new, platform.deployed_version(old) or "", new_version)
+    return Step(f"find active colour ({old})", run)
 
-    def deploy(ctx: Context) -> None:
-        platform.deploy(new, new_version, faults=settings.new_faults)
 
-    def scale_up(ctx: Context) -> None:
-        platform.scale(new, settings.replicas)
+def deploy(platform: Platform, color: str, version: str, faults: dict | None = None) -> Step:
+    return Step(f"deploy {version} to {color}",
+                lambda ctx: platform.deploy(color, version, faults=faults))
 
-    def wait_ready(ctx: Context) -> None:
-        platform.wait_ready(new, settings.ready_timeout)
 
-    def smoke(ctx: Context) -> None:
-        platform.wait_routed(new, settings.verify_timeout)  # ready replicas are not yet routed
-        _run_checks(platform.preview_url(new), settings.token, checks.SMOKE, "smoke test")
+def scale(platform: Platform, color: str, replicas: int, verb: str = "scale up") -> Step:
+    return Step(f"{verb} {color}", lambda ctx: platform.scale(color, replicas))
 
-    def route(ctx: Context) -> None:
+
+def wait_ready(platform: Platform, color: str, timeout: float) -> Step:
+    return Step(f"wait for {color} ready", lambda ctx: platform.wait_ready(color, timeout))
+
+
+def smoke_test(platform: Platform, color: str, token: str, verify_timeout: float) -> Step:
+    """The seed's smoke tests against ``color``'s own address, once it is routed there."""
+    def run(ctx: Context) -> None:
+        platform.wait_routed(color, verify_timeout)  # ready replicas are not yet routed
+        _run_checks(platform.preview_url(color), token, checks.SMOKE, "smoke test")
+    return Step(f"smoke test {color} preview", run)
+
+
+def readiness_lint(platform: Platform, color: str) -> Step:
+    def run(ctx: Context) -> None:
+        ctx.findings.extend(platform.readiness_findings(color))
+    return Step(f"readiness lint of {color}", run)
+
+
+def route(platform: Platform, color: str) -> Step:
+    """Replace the Service selector; the switch time is the platform's own event."""
+    def run(ctx: Context) -> None:
         before = time.time()
-        platform.route_to(new)
-        patched = [e.t for e in platform.events.named("selector patched") if e.t >= before]
-        ctx.values["t_switch"] = patched[-1] if patched else before
-        ctx.values["switched"] = True
+        platform.route_to(color)
+        patched = [e.t for e in platform.events.named(EventName.SELECTOR_PATCHED)
+                   if e.t >= before]
+        ctx.switched(patched[-1] if patched else before)
+    return Step(f"switch traffic to {color}", run)
 
-    def verify(ctx: Context) -> None:
-        platform.wait_routed(None, settings.verify_timeout)
-        _verify_serves(platform.service_url, new_version, settings.verify_answers,
-                       settings.verify_timeout)
 
-    def post_deploy(ctx: Context) -> None:
-        timeout = settings.payment_timeout
-        _run_checks(platform.service_url, settings.token, (
-            lambda api: checks.check_payment_flow(api, timeout),
+def set_weights(platform: Platform, weights: dict[str, int]) -> Step:
+    """Split new connections by weight (a canary stage); the platform refuses what its
+    routing cannot do, in one line."""
+    shown = ", ".join(f"{c} {w}%" for c, w in sorted(weights.items()))
+    return Step(f"set weights ({shown})", lambda ctx: platform.set_weights(dict(weights)))
+
+
+def verify_serves(platform: Platform, color: str, timeout: float, answers: int) -> Step:
+    """What clients get, not what the selector says: the Service is routed to ``color``'s
+    ready replicas and fresh connections are answered only by the new version."""
+    def run(ctx: Context) -> None:
+        platform.wait_routed(None, timeout)
+        version = ctx.cutover.new_version if ctx.cutover else platform.deployed_version(color)
+        _verify_serves(platform.service_url, version or "", answers, timeout)
+    return Step(f"verify {color} serves the Service", run)
+
+
+def post_deploy(platform: Platform, token: str, payment_timeout: float) -> Step:
+    def run(ctx: Context) -> None:
+        _run_checks(platform.service_url, token, (
+            lambda api: checks.check_payment_flow(api, payment_timeout),
             checks.check_data_consistency, checks.check_error_handling), "post-deploy checks")
+    return Step("post-deploy checks", run)
 
-    def drain_old(ctx: Context) -> None:
-        time.sleep(drain)  # the drain window itself: the old colour must live through it
 
-    def scale_down(ctx: Context) -> None:
-        platform.scale(old, 0)
+def drain(color: str, seconds: float) -> Step:
+    """The drain window itself: the old colour must live through it."""
+    return Step(f"drain {color} ({seconds:g} s)", lambda ctx: time.sleep(seconds))
 
-    def kill_old(ctx: Context) -> None:
-        live = [r for r in platform.replicas(old) if not r.terminating]
+
+def kill_all(platform: Platform, color: str, sig: int = signal.SIGKILL) -> Step:
+    """End every replica of ``color`` with ``sig`` (a negative control), then scale it to 0."""
+    def run(ctx: Context) -> None:
+        live = [r for r in platform.replicas(color) if not r.terminating]
         for index in reversed(range(len(live))):  # valid whether or not a killed one leaves
-            platform.kill_replica(old, signal.SIGKILL, index)
-        platform.scale(old, 0)
+            platform.kill_replica(color, sig, index)
+        platform.scale(color, 0)
+    return Step(f"kill {color} with {signal.Signals(sig).name}", run)
 
-    def lint(ctx: Context) -> None:
-        ctx.values["readiness_findings"] = platform.readiness_findings(new)
 
-    def wait_gone(ctx: Context) -> None:
-        deadline = time.monotonic() + settings.ready_timeout
-        while platform.replicas(old):
+def wait_gone(platform: Platform, color: str, timeout: float) -> Step:
+    """Until no replica of ``color`` is left; the switch is then drained."""
+    def run(ctx: Context) -> None:
+        deadline = time.monotonic() + timeout
+        while platform.replicas(color):
             if time.monotonic() > deadline:
-                left = [r.name for r in platform.replicas(old)]
-                raise StepFailed(f"{old} replicas still running after "
-                                 f"{settings.ready_timeout:g} s: {', '.join(left)}")
+                left = [r.name for r in platform.replicas(color)]
+                raise StepFailed(f"{color} replicas still running after {timeout:g} s: "
+                                 f"{', '.join(left)}")
             time.sleep(0.05)
-        ctx.values["t_drained"] = time.time()
+        ctx.drained(time.time())
+    return Step(f"wait for {color} to stop", run)
 
-    steps: list[Step] = [Step(f"find active colour ({old})", find_active)]
-    if deploy_version is not None:
-        steps.append(Step(f"deploy {new_version} to {new}", deploy))
-    steps.append(Step(f"scale up {new}", scale_up))
-    if settings.broken != "skip_ready_wait":
-        steps.append(Step(f"wait for {new} ready", wait_ready))
-        if settings.smoke:
-            steps.append(Step(f"smoke test {new} preview", smoke))
-    steps.append(Step(f"readiness lint of {new}", lint))
-    steps.append(Step(f"switch traffic to {new}", route))
-    if settings.broken != "no_drain":  # the seed's race: scale down while the switch propagates
-        steps.append(Step(f"verify {new} serves the Service", verify))
-        if settings.post_deploy:
-            steps.append(Step("post-deploy checks", post_deploy))
-    if drain > 0:
-        steps.append(Step(f"drain {old} ({drain:g} s)", drain_old))
-    if settings.broken == "kill_old":
-        steps.append(Step(f"kill {old} with SIGKILL", kill_old))
-    else:
-        steps.append(Step(f"scale down {old}", scale_down))
-    steps.append(Step(f"wait for {old} to stop", wait_gone))
 
-    def undo(ctx: Context) -> None:
-        if ctx.values.get("switched") and platform.replicas(old):
-            platform.route_to(old)  # traffic back to what worked
+def undo_switch(platform: Platform, old: str, new: str) -> Step:
+    """On failure: traffic back to what worked after the switch, or (the seed) the new
+    colour scaled back to 0 before it."""
+    def run(ctx: Context) -> None:
+        if ctx.has_switched and platform.replicas(old):
+            platform.route_to(old)
         else:
-            platform.scale(new, 0)  # the seed: scale the target back to 0
+            platform.scale(new, 0)
+    return Step(f"roll back to {old}", run)
 
-    return Scenario(name, tuple(steps), on_failure=Step(f"roll back to {old}", undo))
+
+def _cutover(platform: Platform, old: str, new: str, settings: SwitchSettings, name: str,
+             deploy_version: str | None) -> Scenario:
+    """The seed's blue-green-deploy.sh as a list of named steps (see the module docstring
+    for what the negative-control knobs leave out)."""
+    new_version = deploy_version or platform.deployed_version(new) or ""
+    drain_s = settings.drain_for(platform)
+    broken = settings.broken
+    steps: list[Step] = [find_active(platform, old, new, new_version)]
+    if deploy_version is not None:
+        steps.append(deploy(platform, new, new_version, settings.new_faults))
+    steps.append(scale(platform, new, settings.replicas))
+    if broken != "skip_ready_wait":
+        steps.append(wait_ready(platform, new, settings.ready_timeout))
+        if settings.smoke:
+            steps.append(smoke_test(platform, new, settings.token, settings.verify_timeout))
+    steps += [readiness_lint(platform, new), route(platform, new)]
+    if broken != "no_drain":  # the seed's race: scale down while the switch propagates
+        steps.append(verify_serves(platform, new, settings.verify_timeout,
+                                   settings.verify_answers))
+        if settings.post_deploy:
+            steps.append(post_deploy(platform, settings.token, settings.payment_timeout))
+    if drain_s > 0:
+        steps.append(drain(old, drain_s))
+    steps.append(kill_all(platform, old) if broken == "kill_old"
+                 else scale(platform, old, 0, verb="scale down"))
+    steps.append(wait_gone(platform, old, settings.ready_timeout))
+    return Scenario(name, tuple(steps), on_failure=undo_switch(platform, old, new))
 
 
 def _run_checks(url: str, token: str, to_run, what: str) -> None:

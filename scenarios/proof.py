@@ -133,8 +133,7 @@ def prove_sequence(platform: Platform, builders: Sequence[Builder], settings: Pr
         name = names[i] if i < len(names) else f"{scenario.name}-{i + 1}"
         window = (t_from, t_to)
         data = check_payments(platform.service_url, settings.token, load.ledger_path, window)
-        cutover = Cutover(ctx.values.get("old_version", ""), ctx.values.get("new_version", ""),
-                          ctx.values.get("t_switch"), ctx.values.get("t_drained"))
+        cutover = ctx.facts().cutover
         with open(load.ledger_path) as f:
             records = (r for r in read_records(f) if t_from <= r.t_start < t_to)
             verdict = judge(records, timeline, cutover, data, target, settings.policy,

@@ -24,7 +24,9 @@ def test_switch_then_rollback(platform):
     assert platform.active_color() == "green" and served_by(platform.service_url) == "green"
     assert platform.replicas("blue") == []
     assert platform.deployed_version("green") == "v2.0.0"
-    assert ctx.values["t_switch"] < ctx.values["t_drained"]
+    cutover = ctx.facts().cutover
+    assert (cutover.old_version, cutover.new_version) == ("v1.0.0", "v2.0.0")
+    assert cutover.t_switch < cutover.t_drained
     names = [e.name for e in platform.events if e.source == "scenario"]
     assert names[:2] == ["find active colour (blue)", "find active colour (blue) done"]
     for step in ("deploy v2.0.0 to green", "smoke test green preview", "switch traffic to green",
