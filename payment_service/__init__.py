@@ -15,6 +15,8 @@ EXTERNAL_APIS (JSON list), FAULTS (JSON object, see faults.Faults).
 
 Modules: config (environment), money (ISO 4217, exact amounts, JSON), validation, faults,
 migrations, storage (engine, tables, queries), cache, health, metrics, processor (completion
-worker), app (routes, edge middleware), server (socket, uvicorn, drain), __main__ (CLI).
+worker), web (JSON answers, body reading, Bearer check), context (the state handlers get),
+handlers_health / handlers_api / handlers_admin (the endpoints), app (route table, edge
+middleware), server (socket, uvicorn, drain), __main__ (CLI).
 Importing this package has no side effects.
 """
