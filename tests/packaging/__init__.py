@@ -1,0 +1,1 @@
+"""The built wheel, installed on its own: the package another repository would get."""

@@ -1,0 +1,213 @@
+"""The ``zerodrop`` command (``python -m zerodrop``, run from an empty temporary directory, so
+only the installed package can answer) and the ``./zd`` wrapper's usage and delegation."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from zerodrop import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+PYTHON = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
+
+
+def zerodrop(tmp_path: Path, *args: str, env: dict | None = None, timeout: float = 120):
+    base = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([PYTHON, "-m", "zerodrop", *args], cwd=tmp_path, text=True,
+                          capture_output=True, timeout=timeout, env={**base, **(env or {})})
+
+
+def one_error_line(done: subprocess.CompletedProcess, prefix: str) -> str:
+    """The usage error's own line: exactly one line with ``prefix``, no traceback, and
+    nothing on stdout."""
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stdout == "", done.stdout
+    lines = [line for line in done.stderr.splitlines() if line.startswith(prefix)]
+    assert len(lines) == 1, done.stderr
+    assert done.stderr.splitlines()[-1] == lines[0], done.stderr
+    return lines[0]
+
+
+# -- zerodrop: usage ---------------------------------------------------------------------------
+@pytest.mark.parametrize("args, message", [
+    ([], "zerodrop: no command given; use verify or report"),
+    (["bogus"], "zerodrop: unknown command 'bogus'; use verify or report"),
+    (["--bogus", "verify"], "zerodrop: unrecognized arguments: --bogus"),
+    (["report", "extra"], "zerodrop: report takes no arguments, got extra"),
+])
+def test_usage_errors_exit_4_with_one_line(tmp_path, args, message):
+    done = zerodrop(tmp_path, *args)
+    assert done.returncode == 4, done.stderr
+    assert one_error_line(done, "zerodrop:") == message
+    assert done.stderr.startswith("usage: zerodrop"), done.stderr
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h", "help"])
+def test_help_lists_exactly_the_commands(tmp_path, flag):
+    done = zerodrop(tmp_path, flag)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    section = done.stdout.split("commands:\n", 1)[1].split("\n\n", 1)[0]
+    listed = {line.split()[0] for line in section.splitlines() if line[:3].strip()}
+    assert listed == {"verify", "report"} == set(cli.COMMANDS), done.stdout
+    assert "exit codes:" in done.stdout and "4 a usage error" in done.stdout
+
+
+def test_version_is_the_package_version(tmp_path):
+    done = zerodrop(tmp_path, "--version")
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        version = tomllib.load(f)["project"]["version"]
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"zerodrop {version}\n"
+
+
+# -- zerodrop verify: pytest, arguments untouched, pytest's exit code --------------------------
+def test_verify_passes_its_arguments_to_pytest_and_collects_the_smoke_suite(tmp_path):
+    done = zerodrop(tmp_path, "verify", "--co", "-q", "-m", "smoke", "-p", "no:cacheprovider")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    ids = [line for line in done.stdout.splitlines() if "::" in line]
+    assert ids, done.stdout
+    assert all("smoke/test_smoke.py::test_" in i for i in ids), ids
+    assert "deselected" in done.stdout  # -m smoke reached pytest: the other suites were left
+
+
+@pytest.mark.parametrize("args, code, says", [
+    (["--version"], 0, "pytest "),  # not zerodrop's --version: everything after verify is pytest's
+    (["--co", "-q", "-m", "no_such_marker"], 5, "deselected"),
+    (["--target", "bogus"], 4, "argument --target: invalid choice: 'bogus'"),
+])
+def test_verify_exits_with_pytests_code(tmp_path, args, code, says):
+    done = zerodrop(tmp_path, "verify", "-p", "no:cacheprovider", *args)
+    assert done.returncode == code, done.stdout[-2000:] + done.stderr[-2000:]
+    assert says in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_which_arguments_name_their_own_tests(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "smoke").mkdir()
+    assert not cli.names_own_tests([])
+    assert not cli.names_own_tests(["-k", "smoke", "--target", "url", "--base-url", "http://x"])
+    assert not cli.names_own_tests(["-m", "smoke"])  # a value, though ./smoke exists
+    assert not cli.names_own_tests(["--evidence-dir", "out"])  # an option's directory
+    assert not cli.names_own_tests(["nowhere"])  # no such path: a value or a typo
+    assert cli.names_own_tests(["mine"])
+    assert cli.names_own_tests(["-q", "mine", "--target", "local"])
+    assert cli.names_own_tests(["--evidence-dir=out", "mine"])
+    assert cli.names_own_tests(["elsewhere/test_a.py"])
+    assert cli.names_own_tests(["suites/smoke/test_smoke.py::test_health"])
+    assert cli.names_own_tests(["--pyargs", "zerodrop.suites.smoke"])
+    args = ["-k", "smoke", "--target", "url"]
+    assert cli.pytest_command(args) == [sys.executable, "-m", "pytest", "--pyargs",
+                                        "zerodrop.suites", *args]
+    assert cli.pytest_command(["mine", "-x"]) == [sys.executable, "-m", "pytest", "mine", "-x"]
+
+
+# -- zerodrop report ---------------------------------------------------------------------------
+def test_report_runs_the_shipped_script_on_this_directory(tmp_path):
+    done = zerodrop(tmp_path, "report")
+    assert done.returncode == 4, done.stderr  # build_html.sh's usage error: nothing to build
+    assert "no allure results at reports/out/allure-results" in done.stderr
+    # with results but no node on PATH, the script gets as far as looking for node
+    (tmp_path / "reports" / "out" / "allure-results").mkdir(parents=True)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "bash").symlink_to(shutil.which("bash"))
+    done = zerodrop(tmp_path, "report", env={"PATH": str(bin_dir)})
+    assert done.returncode == 3, done.stderr
+    assert "build_html: node is not installed" in done.stderr
+    assert not (tmp_path / "reports" / "out" / "allure-report").exists()
+    script = Path(cli.report_command()[1])
+    assert script.name == "build_html.sh" and script.is_file()
+
+
+# -- ./zd --------------------------------------------------------------------------------------
+def zd(*args: str, script: Path = ROOT / "zd", env: dict | None = None):
+    return subprocess.run(["bash", str(script), *args], text=True, capture_output=True,
+                          timeout=120, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "zd: no command given; use verify, test or report"),
+    (["bogus"], "zd: unknown command 'bogus'; use verify, test or report"),
+])
+def test_zd_usage_errors_exit_4(args, message):
+    done = zd(*args)
+    assert done.returncode == 4, done.stderr
+    assert one_error_line(done, "zd:") == message
+    assert "./zd verify" in done.stderr  # the usage came first
+
+
+def test_zd_help_names_its_three_commands_honestly():
+    done = zd("--help")
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())
+    assert "The two commands of the README are verify and test; report builds the HTML" in text
+    listed = [line.split()[1] for line in done.stdout.splitlines()
+              if line.strip().startswith("./zd ")]
+    assert listed == ["verify", "test", "report", "help"], done.stdout
+    assert "set -e" not in done.stdout  # only the comment block
+
+
+@pytest.fixture
+def zd_copy(tmp_path):
+    """./zd in a directory of its own, with a fake .venv: bin/python answers pip with a noisy
+    log (exit $FAKE_PIP_EXIT), bin/zerodrop records the arguments it got."""
+    shutil.copy(ROOT / "zd", tmp_path / "zd")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    venv_bin = tmp_path / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "python").write_text(
+        '#!/usr/bin/env bash\necho "pip $*"\n'
+        'echo "NOISE: Editable installation of this project"\nexit "${FAKE_PIP_EXIT:-0}"\n')
+    (venv_bin / "zerodrop").write_text(
+        '#!/usr/bin/env bash\nprintf "%s\\n" "$@" > "$(dirname "$0")/../zerodrop-args"\nexit 7\n')
+    for f in venv_bin.iterdir():
+        f.chmod(0o755)
+    return tmp_path
+
+
+def test_zd_verify_delegates_to_the_installed_command_on_suites(zd_copy):
+    stamp = zd_copy / ".venv" / ".zerodrop-installed"
+    stamp.write_text(hashlib.sha256((zd_copy / "pyproject.toml").read_bytes()).hexdigest() + "\n")
+    results = zd_copy / "reports" / "out" / "allure-results"
+    results.mkdir(parents=True)
+    done = zd("verify", "-k", "smoke", "--target", "url", script=zd_copy / "zd")
+    assert done.returncode == 7, done.stderr  # the command's exit code, through exec
+    args = (zd_copy / ".venv" / "zerodrop-args").read_text().splitlines()
+    assert args == ["verify", "suites", "-k", "smoke", "--target", "url"]
+    assert not results.exists()  # ./zd verify starts from fresh Allure results, as before
+    assert "installing" not in done.stderr  # the stamp matched: no install
+    done = zd("verify", "suites/smoke", "-q", script=zd_copy / "zd")
+    assert (zd_copy / ".venv" / "zerodrop-args").read_text().splitlines() == [
+        "verify", "suites/smoke", "-q"]
+
+
+def test_zd_install_is_quiet_unless_pip_fails(zd_copy):
+    log = zd_copy / ".venv" / "zerodrop-install.log"
+    done = zd("verify", script=zd_copy / "zd")
+    assert done.returncode == 7, done.stderr
+    assert "NOISE" not in done.stdout + done.stderr
+    assert "NOISE: Editable installation" in log.read_text()
+    want = hashlib.sha256((zd_copy / "pyproject.toml").read_bytes()).hexdigest()
+    assert (zd_copy / ".venv" / ".zerodrop-installed").read_text().strip() == want
+
+    (zd_copy / ".venv" / ".zerodrop-installed").unlink()
+    (zd_copy / ".venv" / "zerodrop-args").unlink()
+    done = zd("verify", script=zd_copy / "zd", env={"FAKE_PIP_EXIT": "3"})
+    assert done.returncode == 3, done.stderr
+    assert f"zd: installing into .venv failed (exit 3); the end of .venv/zerodrop-install.log:" \
+        in done.stderr
+    assert "NOISE: Editable installation" in done.stderr
+    assert not (zd_copy / ".venv" / ".zerodrop-installed").exists()
+    assert not (zd_copy / ".venv" / "zerodrop-args").exists()  # stopped before verify

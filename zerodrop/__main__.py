@@ -1,0 +1,6 @@
+"""``python -m zerodrop``: the ``zerodrop`` command."""
+import sys
+
+from zerodrop.cli import main
+
+sys.exit(main())
