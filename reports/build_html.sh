@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the Allure HTML report from an allure-results directory with Allure 3 (the npm package
-# "allure": Node.js only, no Java). The first run installs it once into .zerodrop/ (git-ignored);
-# later runs need no network. The report's built-in Google Analytics tag is removed, so opening
-# the report sends nothing anywhere.
+# "allure": Node.js only, no Java). The first run installs it once into .zerodrop/ (git-ignored)
+# of the directory the script runs from (the repository root for ./zd report; never inside an
+# installed package); later runs need no network. The report's built-in Google Analytics tag is
+# removed, so opening the report sends nothing anywhere.
 #
 #   usage: reports/build_html.sh RESULTS_DIR OUT_DIR
 #   env:   ALLURE_VERSION (default 3.18.0), ZERODROP_ALLURE_HOME (where it is installed)
@@ -17,10 +18,9 @@ out=$2
 [ -d "$results" ] || die "no allure results at $results; run pytest with --alluredir $results first" 4
 command -v node >/dev/null 2>&1 || die "node is not installed; install Node.js 20 or newer (it brings npm) and run again"
 
-here=$(cd "${0%/*}" && pwd)
-repo=${here%/reports}
+
 version=${ALLURE_VERSION:-3.18.0}
-home=${ZERODROP_ALLURE_HOME:-$repo/.zerodrop/allure-$version}
+home=${ZERODROP_ALLURE_HOME:-$PWD/.zerodrop/allure-$version}  # under the directory it runs from
 allure=$home/node_modules/.bin/allure
 
 if [ ! -x "$allure" ]; then
