@@ -127,7 +127,7 @@ for w in range(2):
                       outcome="ok", version="v1", color="blue", replica="r0", request_id="%032x" % i)) + "\\n")
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
-out = merge_ledgers(d)
+out = merge_ledgers(d).path
 dt = time.perf_counter() - t0
 rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({{"seconds": dt, "rss_before_mb": rss0 / 1024, "rss_peak_mb": rss1 / 1024,

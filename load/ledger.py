@@ -7,7 +7,8 @@ Three parts, kept apart so that the pure ones are testable without Locust or gev
   streams them as JSON lines to ``<dir>/ledger-<role>-<pid>.jsonl``; it also keeps the live
   counters that it writes to ``<dir>/progress-<role>-<pid>.json`` for the runner.
   ``install(environment)`` wires it into a Locust process (imports gevent lazily).
-- ``merge_ledgers(dir)``: one ``ledger.jsonl`` sorted by ``t_start`` (pure file work).
+- ``merge_ledgers(dir)``: one ``ledger.jsonl`` sorted by ``t_start`` (pure file work), and the
+  run's load summary (``MergeSummary``) counted while it is written, so nothing re-reads it.
 
 Nothing here imports Locust or gevent at module level: the runner imports ``merge_ledgers`` from
 inside pytest, where gevent must never be imported (it monkey-patches the world when Locust runs).
@@ -32,16 +33,18 @@ from __future__ import annotations
 
 import errno
 import heapq
-import json
+import math
 import os
 import tempfile
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from zerodrop.records.ledger import LedgerRecord
+from zerodrop.records.ledger import LedgerRecord, failed, line_summary, sort_key
+from zerodrop.records.progress import ProcessProgress, parse_many
 
 ENV_LEDGER_DIR = "ZERODROP_LEDGER_DIR"
 ENV_LEDGER_OFF = "ZERODROP_LEDGER_OFF"  # "1": count progress only, write no records (benchmarks)
@@ -51,6 +54,8 @@ FLUSH_INTERVAL_S = 0.5  # records reach the disk at least this often (the brief 
 MAX_BUFFER = 5000       # and whenever this many are waiting: memory stays bounded at any rate
 ERROR_MAX_CHARS = 200
 MERGE_CHUNK = 200_000   # records sorted in memory at once by merge_ledgers
+LATENCY_SAMPLE = 200_000  # latencies kept by the merge summary: plenty for a median
+NO_RECORD_OUTCOME = "failed"  # ledger off: only whether the request raised is known
 
 
 class BadBody(Exception):
@@ -210,7 +215,7 @@ class LedgerListener:
             rec = LedgerRecord(t_start=start_time or time.time(), t_end=time.time(), method=str(request_type),
                                route=str(name), status=0, outcome="reset",
                                error=f"ledger could not read the answer: {exc!r}"[:ERROR_MAX_CHARS])
-        self._count(rec.outcome, rec.outcome != "ok", rec.t_end, rec.color)
+        self._count(rec.outcome, rec.t_end, rec.color)
         buf = self._buffer
         buf.append(record_line(rec))
         if len(buf) >= MAX_BUFFER:
@@ -222,13 +227,13 @@ class LedgerListener:
         t_end = (start_time or time.time()) + (response_time or 0) / 1000.0
         headers = getattr(response, "headers", None)
         color = (headers.get("X-App-Color") if headers is not None else "") or ""
-        failed = exception is not None
-        self._count("failed" if failed else "ok", failed, t_end, color)
+        self._count(outcome_without_record(exception), t_end, color)
 
-    def _count(self, outcome: str, failed: bool, t_end: float, color: str) -> None:
-        """The live counters behind the progress file: totals and answers by colour per 100 ms."""
+    def _count(self, outcome: str, t_end: float, color: str) -> None:
+        """The live counters behind the progress file: totals and answers by colour per 100 ms.
+        ``failed(outcome)`` decides a failure, here as everywhere."""
         self.requests += 1
-        if failed:
+        if failed(outcome):
             self.failures += 1
         self.by_outcome[outcome] += 1
         key = int(t_end * 10)
@@ -265,19 +270,20 @@ class LedgerListener:
                 total.update(counts)
         return sum(total.values()), dict(total)
 
-    def progress(self, now: float | None = None) -> dict[str, Any]:
+    def progress(self, now: float | None = None) -> ProcessProgress:
         now = time.time() if now is None else now
         n_1s, by_color = self.last_second(now)
-        return {"role": self.role, "pid": self.pid, "t": now, "started": self.started,
-                "requests": self.requests, "failures": self.failures, "by_outcome": dict(self.by_outcome),
-                "last_second": {"requests": n_1s, "by_color": by_color},
-                "written": self.written, "cpu_warning": self.cpu_warning, "cpu_usage": self.cpu_usage}
+        return ProcessProgress(role=self.role, pid=self.pid, t=now, started=self.started,
+                               requests=self.requests, failures=self.failures,
+                               by_outcome=dict(self.by_outcome), last_second=n_1s,
+                               last_second_by_color=by_color, written=self.written,
+                               cpu_warning=self.cpu_warning, cpu_usage=self.cpu_usage)
 
     def write_progress(self) -> None:
         if self.progress_path is None:
             return
         tmp = self.progress_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.progress()), encoding="utf-8")
+        tmp.write_text(self.progress().to_json(), encoding="utf-8")
         os.replace(tmp, self.progress_path)
 
     def tick(self) -> None:
@@ -290,6 +296,24 @@ class LedgerListener:
             self.tick()
         except OSError:
             pass
+
+
+def outcome_without_record(exception: BaseException | None) -> str:
+    """The outcome counted when no record is built (ledger off): a request failed when it
+    raised; which way is not classified (that needs the record)."""
+    return "ok" if exception is None else NO_RECORD_OUTCOME
+
+
+def read_progress(directory: Path) -> list[ProcessProgress]:
+    """Every Locust process's progress file in ``directory``; one replaced while read is
+    skipped (the next poll reads it)."""
+    texts = []
+    for path in sorted(directory.glob("progress-*.json")):
+        try:
+            texts.append(path.read_text(encoding="utf-8"))
+        except OSError:
+            continue
+    return parse_many(texts)
 
 
 def role_of(environment: Any) -> str:
@@ -345,10 +369,69 @@ def _parse(line: str) -> tuple[float, str] | None:
     if not line:
         return None
     try:
-        t = float(json.loads(line)["t_start"])
+        return sort_key(line), line
     except (ValueError, TypeError, KeyError):
         return None  # a torn last line (a killed writer) or garbage: not a record
-    return t, line
+
+
+@dataclass(frozen=True)
+class MergeSummary:
+    """The merged ledger and what the load run's result needs from it, counted while the merge
+    wrote it: requests, failures (``failed()``), first start, last end and a bounded sample
+    of latencies (the first ``LATENCY_SAMPLE`` by start) for the median.
+
+    ``os.fspath(summary)`` is the merged file's path, so ``open(merge_ledgers(d))`` works."""
+
+    path: Path
+    requests: int = 0
+    failures: int = 0
+    t_first: float | None = None   # the first request's t_start
+    t_last: float | None = None    # the last request's t_end
+    latency_sample: tuple[float, ...] = field(default=(), repr=False)  # seconds
+    dropped_lines: int = 0         # torn or non-record lines left out of the merge
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    @property
+    def duration_s(self) -> float:
+        """First start to last end; 0 without requests."""
+        if not self.requests or self.t_first is None or self.t_last is None:
+            return 0.0
+        return self.t_last - self.t_first
+
+    @property
+    def median_latency_s(self) -> float | None:
+        if not self.latency_sample:
+            return None
+        ordered = sorted(self.latency_sample)
+        return ordered[len(ordered) // 2]
+
+
+class _SummaryTally:
+    """Counts the merged records one by one for ``MergeSummary``; memory bounded by the sample."""
+
+    def __init__(self) -> None:
+        self.requests = self.failures = self.dropped = 0
+        self.first, self.last = math.inf, -math.inf
+        self.latencies: list[float] = []
+
+    def add(self, t_start: float, t_end: float, is_failure: bool) -> None:
+        self.requests += 1
+        if is_failure:
+            self.failures += 1
+        if t_start < self.first:
+            self.first = t_start
+        if t_end > self.last:
+            self.last = t_end
+        if len(self.latencies) < LATENCY_SAMPLE:
+            self.latencies.append(t_end - t_start)
+
+    def summary(self, path: Path) -> MergeSummary:
+        if not self.requests:
+            return MergeSummary(path, dropped_lines=self.dropped)
+        return MergeSummary(path, self.requests, self.failures, self.first, self.last,
+                            tuple(self.latencies), self.dropped)
 
 
 class _Runs:
@@ -403,19 +486,22 @@ def _read_run(path: Path) -> Iterator[tuple[float, str]]:
                 yield parsed
 
 
-def merge_ledgers(directory: Path | str, chunk: int = MERGE_CHUNK) -> Path:
+def merge_ledgers(directory: Path | str, chunk: int = MERGE_CHUNK) -> MergeSummary:
     """Merge ``ledger-*.jsonl`` of every Locust process into ``<dir>/ledger.jsonl``, sorted by
-    ``t_start`` (ties keep file order). Returns the merged file's path.
+    ``t_start`` (ties keep file order). Returns the merged file's path (``.path``) with the load
+    summary counted while writing it, so the run's result never reads the ledger again.
 
     Each per-process file is written in completion order, so it is only *nearly* sorted by start
     (a slow request lands after faster ones that started later). Chosen: an external sort —
     each file is cut into runs of at most ``chunk`` records, each run sorted in memory (spilled
     to a temp file when the file holds more than one run), and all runs of all files are merged
     with ``heapq.merge``. Memory is bounded by ``chunk`` records (~200k lines, ~60 MB) whatever
-    the disorder or the size; a million records merge in ~11 s with ~100 MB peak RSS on the
-    2-core dev machine (benchmarks/RESULTS.md).
-    Torn or non-JSON lines are dropped. Written to a temp file and renamed: a reader never sees
-    half a merge.
+    the disorder or the size; a million records merged in ~11 s with ~100 MB peak RSS on the
+    2-core dev machine (benchmarks/RESULTS.md) before the summary was counted here; counting it
+    parses each line once more (~1.7x the merge on 200k records), which the result's own
+    re-read of the file used to cost.
+    Torn or non-JSON lines, and lines without the summary's fields, are dropped. Written to a
+    temp file and renamed: a reader never sees half a merge.
     """
     directory = Path(directory)
     files = sorted(p for p in directory.glob("ledger-*.jsonl") if p.is_file())
@@ -427,8 +513,21 @@ def merge_ledgers(directory: Path | str, chunk: int = MERGE_CHUNK) -> Path:
             runs.add_file(p)
         partial = directory / (MERGED_NAME + ".part")
         with open(partial, "w", encoding="utf-8") as out:
-            for _t, line in heapq.merge(*runs.runs, key=lambda x: x[0]):
-                out.write(line)
-                out.write("\n")
+            tally = _write_merged(out, heapq.merge(*runs.runs, key=lambda x: x[0]))
         os.replace(partial, out_path)
-    return out_path
+    return tally.summary(out_path)
+
+
+def _write_merged(out: Any, lines: Iterator[tuple[float, str]]) -> _SummaryTally:
+    """Write the merged lines, counting each record as it goes by (``line_summary``: the
+    ledger's own reader of the few fields the summary needs)."""
+    tally = _SummaryTally()
+    for _t, line in lines:
+        try:
+            tally.add(*line_summary(line))
+        except (ValueError, TypeError, KeyError):
+            tally.dropped += 1  # it had a t_start but is no record
+            continue
+        out.write(line)
+        out.write("\n")
+    return tally

@@ -4,7 +4,7 @@ The harness cannot reach a pod's files, only run commands in it (exec), so the p
 ledger in a directory and answers these commands::
 
     python -m zerodrop.load.pod run --dir D --linger S -- <locust args>   # the container's command
-    python -m zerodrop.load.pod progress --dir D    # the progress files, as one JSON list
+    python -m zerodrop.load.pod progress --dir D    # the progress files, one JSON line each
     python -m zerodrop.load.pod stop --dir D [--timeout T]   # SIGTERM Locust, wait for it; its exit code
     python -m zerodrop.load.pod dump --dir D        # every ledger file, each after a '### name' line
     python -m zerodrop.load.pod clock               # time.time() here (the harness measures the offset)
@@ -17,7 +17,6 @@ with it when it ends.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -26,6 +25,9 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from zerodrop.load.ledger import read_progress
+from zerodrop.records.progress import ProcessProgress
 
 PREFLIGHT_S = 30.0
 
@@ -65,14 +67,10 @@ def _wait_healthy(host: str, timeout: float) -> str:
     return f"load target {host} does not answer GET /health from inside the cluster ({last})"
 
 
-def progress(directory: Path) -> list[dict]:
-    out = []
-    for path in sorted(directory.glob("progress-*.json")):
-        try:
-            out.append(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            continue  # replaced under us
-    return out
+def progress(directory: Path) -> list[ProcessProgress]:
+    """The progress files here, read with records.progress (one replaced under us is skipped);
+    the ``progress`` command prints each with its own writer, one per line."""
+    return read_progress(directory)
 
 
 def stop(directory: Path, timeout: float) -> str:
@@ -123,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         args = a.locust[1:] if a.locust[:1] == ["--"] else a.locust
         return run(a.dir, a.linger, a.host, args)
     if a.cmd == "progress":
-        print(json.dumps(progress(a.dir)))
+        for p in progress(a.dir):
+            print(p.to_json())
     elif a.cmd == "stop":
         print(stop(a.dir, a.timeout))
     elif a.cmd == "dump":

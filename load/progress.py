@@ -14,7 +14,7 @@ import threading
 import time
 from typing import IO, Callable
 
-from zerodrop.load.runner import Progress
+from zerodrop.records.progress import Progress
 
 
 def format_line(p: Progress, step: str = "") -> str:

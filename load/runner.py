@@ -25,13 +25,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
-from zerodrop.load.ledger import ENV_LEDGER_DIR, ENV_LEDGER_OFF, ENV_ROLE, merge_ledgers
-from zerodrop.records.ledger import FAILED_OUTCOMES
+from zerodrop.load.ledger import (ENV_LEDGER_DIR, ENV_LEDGER_OFF, ENV_ROLE, MergeSummary,
+                                  merge_ledgers, read_progress)
+from zerodrop.records.progress import Progress
 from zerodrop.records.results import LoadTarget
 
 LOCUSTFILE = Path(__file__).resolve().with_name("locustfile.py")
@@ -105,29 +106,6 @@ class LoadPlan:
 
 def _positive(x: object) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Live counters summed over the Locust processes (from their progress files)."""
-
-    elapsed: float
-    planned: float
-    requests: int
-    rps: float  # requests that ended in the last second
-    failures: int
-    by_color: dict[str, int] = field(default_factory=dict)  # answers of the last second; "-": none
-    saturated: bool = False  # a Locust process reported CPU above 90 %
-
-    @property
-    def active_color(self) -> tuple[str, float] | None:
-        """The colour that served most of the last second's answers, and its share (0..1)."""
-        answered = {c: n for c, n in self.by_color.items() if c != "-"}
-        total = sum(answered.values())
-        if not total:
-            return None
-        color = max(answered, key=lambda c: answered[c])
-        return color, answered[color] / total
 
 
 @dataclass(frozen=True)
@@ -289,15 +267,9 @@ class LoadRun(GeneratorRun):
 
     def progress(self) -> Progress:
         """Counters summed over the processes' progress files (they are replaced every ~0.5 s)."""
-        files = []
-        if self.ledger_dir is not None:
-            for path in self.ledger_dir.glob("progress-*.json"):
-                try:
-                    files.append(json.loads(path.read_text(encoding="utf-8")))
-                except (OSError, ValueError):
-                    continue  # replaced under us: the next poll reads it
+        processes = read_progress(self.ledger_dir) if self.ledger_dir is not None else []
         elapsed = time.time() - self._t0 if self._t0 else 0.0
-        return sum_progress(files, elapsed, float(self.plan.max_duration))
+        return Progress.summed(processes, elapsed, float(self.plan.max_duration))
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> list[str]:
         """The last lines of the Locust logs (the master's/standalone's first, then workers')."""
@@ -355,9 +327,9 @@ class LoadRun(GeneratorRun):
         exit_code = head[0].popen.returncode if head[0].popen.returncode is not None else -9
         self._procs = []
         assert self.ledger_dir is not None
-        ledger_path = merge_ledgers(self.ledger_dir)
+        merged = merge_ledgers(self.ledger_dir)
         cpu_warning = any("CPU usage above" in line for line in log_tail) or self.progress().saturated
-        self.result = _result(ledger_path, self.plan, exit_code, log_tail, killed, cpu_warning, demand)
+        self.result = _result(merged, self.plan, exit_code, log_tail, killed, cpu_warning, demand)
         return self.result
 
     def _cpu_share(self) -> float | None:
@@ -440,23 +412,6 @@ def locust_env(plan: LoadPlan, ledger_dir: str, role: str) -> dict[str, str]:
     return env
 
 
-def sum_progress(files: Iterable[dict], elapsed: float, planned: float) -> Progress:
-    """Live counters summed over the progress files of every Locust process."""
-    requests = failures = n_1s = 0
-    by_color: dict[str, int] = {}
-    saturated = False
-    for data in files:
-        requests += int(data.get("requests", 0))
-        failures += int(data.get("failures", 0))
-        last = data.get("last_second", {})
-        n_1s += int(last.get("requests", 0))
-        for color, n in last.get("by_color", {}).items():
-            by_color[color] = by_color.get(color, 0) + int(n)
-        saturated = saturated or bool(data.get("cpu_warning"))
-    return Progress(elapsed=elapsed, planned=planned, requests=requests, rps=float(n_1s),
-                    failures=failures, by_color=by_color, saturated=saturated)
-
-
 def cpu_demand(pid: int) -> float | None:
     """Seconds process ``pid`` has run on a CPU plus waited runnable for one (/proc/PID/schedstat);
     None when the kernel does not say."""
@@ -521,28 +476,12 @@ def preflight_check(host: str, token: str, timeout: float = 3.0) -> None:
                         "it must be healthy before load starts")
 
 
-def _result(ledger_path: Path, plan: LoadPlan, exit_code: int, log_tail: list[str], killed: list[str],
-            cpu_warning: bool, cpu_share: float | None) -> LoadResult:
-    """Count the merged ledger and judge saturation (see ``LoadRun.stop``)."""
-    requests = failures = 0
-    first = math.inf
-    last = -math.inf
-    latencies: list[float] = []
-    with open(ledger_path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            requests += 1
-            if rec.get("outcome") in FAILED_OUTCOMES:
-                failures += 1
-            first = min(first, rec["t_start"])
-            last = max(last, rec["t_end"])
-            if len(latencies) < 200_000:  # a bounded sample is plenty for a median
-                latencies.append(rec["t_end"] - rec["t_start"])
-    duration = (last - first) if requests else 0.0
-    achieved = requests / duration if duration > 0 else 0.0
+def _result(merged: MergeSummary, plan: LoadPlan, exit_code: int, log_tail: list[str],
+            killed: list[str], cpu_warning: bool, cpu_share: float | None) -> LoadResult:
+    """The run's result from the merge's summary (the ledger is not read again) and the
+    saturation judgement (see ``LoadRun.stop``)."""
+    duration = merged.duration_s
+    achieved = merged.requests / duration if duration > 0 else 0.0
     detail = []
     saturated = False
     if cpu_share is not None and cpu_share >= SATURATION_CPU_SHARE:
@@ -552,14 +491,14 @@ def _result(ledger_path: Path, plan: LoadPlan, exit_code: int, log_tail: list[st
     if cpu_warning:
         saturated = True
         detail.append("Locust reported CPU usage above 90%")
-    if requests and achieved < SATURATION_SHORTFALL * plan.rate and not saturated:
-        latencies.sort()
-        median = latencies[len(latencies) // 2]
+    median = merged.median_latency_s
+    if median is not None and achieved < SATURATION_SHORTFALL * plan.rate and not saturated:
         detail.append(f"achieved {achieved:.0f} of {plan.rate:.0f} req/s with the generator below "
                       f"{SATURATION_CPU_SHARE:.0%} CPU: the target's latency (median {median * 1000:.1f} ms) "
                       f"or too few users (at most ~{plan.users / max(median, 1e-9):.0f} req/s) limited the rate")
     if killed:
         detail.append(f"killed after the stop timeout: {', '.join(killed)}")
-    return LoadResult(ledger_path=ledger_path, requests=requests, failures=failures, duration_s=duration,
-                      achieved_rps=achieved, target_rps=float(plan.rate), saturated=saturated,
-                      locust_exit_code=exit_code, log_tail=log_tail, detail="; ".join(detail))
+    return LoadResult(ledger_path=merged.path, requests=merged.requests, failures=merged.failures,
+                      duration_s=duration, achieved_rps=achieved, target_rps=float(plan.rate),
+                      saturated=saturated, locust_exit_code=exit_code, log_tail=log_tail,
+                      detail="; ".join(detail))

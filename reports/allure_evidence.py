@@ -1,6 +1,6 @@
 """Evidence for Allure: attachments on the current test, environment.properties, categories.json.
 
-The categories match the wording of the verdict's reasons (reports/verdict.py): a failing
+The categories match the wording of the verdict's reasons (reports/rules.py): a failing
 zero-downtime test asserts with ``verdict.summary()``, and Allure files it under the first
 category whose ``messageRegex`` matches. The patterns use ``[\\s\\S]*`` rather than ``.*`` so
 they mean the same to Allure 2 (Java, whole-message match) and Allure 3 (JavaScript search) on a

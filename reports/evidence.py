@@ -12,11 +12,11 @@ import html
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from zerodrop.records.events import Event
+from zerodrop.records.events import STEP_FAILED, Event, EventName, Source, describe
 from zerodrop.reports.verdict import FAIL, INCONCLUSIVE, PASS, PHASES, Verdict
 
 REDACTED = "[redacted]"
@@ -25,8 +25,9 @@ SECRET_KEY = re.compile(r"token|authori[sz]ation|passw(or)?d|secret|kubeconfig|a
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@")
 
-# Which events get a vertical line on the chart (the others are in the HTML table).
-CHART_PLATFORM_EVENTS = frozenset({"selector patched", "replica terminating", "replica killed"})
+# Which platform events get a vertical line on the chart (the others are in the HTML table).
+CHART_PLATFORM_EVENTS = frozenset({EventName.SELECTOR_PATCHED, EventName.REPLICA_TERMINATING,
+                                   EventName.REPLICA_KILLED})
 _MAX_TIMELINE_ROWS = 2000
 _COLOURS = {PASS: "#1a7f37", FAIL: "#cf222e", INCONCLUSIVE: "#9a6700"}
 _VERSION_COLOURS = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
@@ -136,24 +137,28 @@ def _safe_name(scenario: str) -> str:
 
 def _chart_events(timeline: Sequence[Event], t_lo: float = -math.inf,
                   t_hi: float = math.inf) -> list[Event]:
-    """Events worth a line: what the scenario started (not each step's "... done"), faults, and
-    the platform's key moves, within the span the chart shows. The HTML lists them all."""
+    """Events worth a line: what the scenario started or saw fail (not each step's "done"),
+    faults, and the platform's key moves, within the span the chart shows. The HTML lists
+    them all."""
     return [e for e in sorted(timeline, key=lambda e: e.t)
             if t_lo <= e.t <= t_hi and (
-                (e.source == "scenario" and not e.name.endswith(" done"))
-                or e.source == "fault"
-                or (e.source == "platform" and e.name in CHART_PLATFORM_EVENTS))]
+                e.is_step_start or _is_step_failure(e)
+                or e.source == Source.FAULT
+                or (e.source == Source.PLATFORM and e.name in CHART_PLATFORM_EVENTS))]
+
+
+def _is_step_failure(e: Event) -> bool:
+    return e.source == Source.SCENARIO and e.detail.get("step") == STEP_FAILED
 
 
 def _event_colour(e: Event) -> str:
-    return {"fault": "#cf222e", "scenario": "#24292f"}.get(e.source, "#8250df")
+    return {Source.FAULT: "#cf222e", Source.SCENARIO: "#24292f"}.get(e.source, "#8250df")
 
 
-def _event_label(e: Event) -> str:
-    detail = redact(e.detail) if isinstance(e.detail, dict) else {}
-    bits = [f"{k}={detail[k]}" for k in ("color", "replica", "selector", "version", "signal")
-            if detail.get(k) not in (None, "")]
-    return e.name + (f" ({', '.join(bits)})" if bits else "")
+def _event_key(e: Event) -> str:
+    """The chart key's words for an event: ``describe`` (as in the reasons), secrets redacted."""
+    detail = e.detail if isinstance(e.detail, dict) else {}
+    return describe(replace(e, detail=redact(detail)))
 
 
 def render_png(verdict: Verdict, timeline: Sequence[Event], title: str = "") -> bytes:
@@ -230,7 +235,7 @@ def render_png(verdict: Verdict, timeline: Sequence[Event], title: str = "") -> 
                     color="white", fontweight="bold", transform=ax.get_xaxis_transform(),
                     zorder=6, bbox={"boxstyle": "circle,pad=0.25", "fc": colour, "ec": "none"})
         if chart_events:
-            key = [f"{k}  {e.t - t0:+.2f} s  {e.source}: {_event_label(e)}"
+            key = [f"{k}  {e.t - t0:+.2f} s  {e.source}: {_event_key(e)}"
                    for k, e in enumerate(chart_events, start=1)]
             width = 150 // key_cols
             key = [k if len(k) <= width else k[:width - 1] + "~" for k in key]
@@ -328,6 +333,9 @@ def render_html(verdict: Verdict, timeline: Sequence[Event], scenario: str,
     switch = _table(["t_switch", "first new answer", "last old answer", "old served after switch"],
                     [[rel(sw["t_switch"]), rel(sw["t_first_new"]), rel(sw["t_last_old"]),
                       _num(sw["window_s"], " s", 3)]])
+    faults = _table(["fault", "target", "from", "to"],
+                    [[_e(f["name"]), _e(f["target"] or "-"), rel(f["t_start"]), rel(f["t_end"])]
+                     for f in d.get("faults", [])], empty="no fault applied on purpose")
     integ = _table(list(d["integrity"]), [[_num(v) for v in d["integrity"].values()]])
     load = _table(["target req/s", "achieved req/s", "generator saturated"],
                   [[_num(d["load"]["target_rps"]), _num(d["load"]["achieved_rps"]),
@@ -380,6 +388,8 @@ Upper bound on the failure rate (95% confidence): <b>{_pct(d['bound_95']['failur
 </div>
 <h2>Switch</h2>
 {switch}
+<h2>Faults</h2>
+{faults}
 <div class="grid">
 <div><h2>Data integrity</h2>{integ}</div>
 <div><h2>Load</h2>{load}</div>

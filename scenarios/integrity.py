@@ -1,7 +1,10 @@
 """The data check after a run: every payment acknowledged with 201 still exists, with the same
 amount, and no Idempotency-Key produced two payments.
 
-It reads the merged ledger once (streaming) and asks the Service, with bounded concurrency.
+Two parts, so that the proof reads the merged ledger once for every slice: ``PaymentAcks``
+collects the acknowledged payments record by record (fed by whoever streams the ledger), and
+``lookup_payments`` asks the Service about what was collected, with bounded concurrency.
+``check_payments`` is both for one ledger file.
 """
 from __future__ import annotations
 
@@ -13,68 +16,111 @@ from typing import Iterable
 import requests
 
 from zerodrop.checks.api import loads
-from zerodrop.records.results import DataCheck
 from zerodrop.records.ledger import LedgerRecord, read_records
+from zerodrop.records.results import DataCheck
 
 MAX_KEYS_CHECKED = 20000  # bounds the work; the count checked is reported
+EVERYTHING = (float("-inf"), float("inf"))
+
+
+class PaymentAcks:
+    """The payment creations of one slice: (payment id -> exact amount) of every one
+    acknowledged, and every Idempotency-Key sent (a failed creation may still have paid)."""
+
+    def __init__(self) -> None:
+        self.acked: dict[str, str] = {}
+        self.keys: set[str] = set()
+
+    def add(self, r: LedgerRecord) -> None:
+        if r.method != "POST" or not r.idempotency_key:
+            return
+        self.keys.add(r.idempotency_key)
+        if not r.failed and r.payment_id:
+            self.acked[r.payment_id] = r.amount
 
 
 def acknowledged_payments(records: Iterable[LedgerRecord],
-                          window: tuple[float, float] = (float("-inf"), float("inf")),
+                          window: tuple[float, float] = EVERYTHING,
                           ) -> tuple[dict[str, str], set[str]]:
     """(payment id -> amount) of every 201 payment creation that started within ``window``,
     and every key that was sent there."""
-    acked: dict[str, str] = {}
-    keys: set[str] = set()
+    acks = PaymentAcks()
     for r in records:
-        if r.method != "POST" or not r.idempotency_key or not window[0] <= r.t_start < window[1]:
-            continue
-        keys.add(r.idempotency_key)
-        if r.outcome == "ok" and r.payment_id:
-            acked[r.payment_id] = r.amount
-    return acked, keys
+        if window[0] <= r.t_start < window[1]:
+            acks.add(r)
+    return acks.acked, acks.keys
 
 
 def check_payments(base_url: str, token: str, ledger: Path,
-                   window: tuple[float, float] = (float("-inf"), float("inf")),
+                   window: tuple[float, float] = EVERYTHING,
                    workers: int = 8, timeout: float = 10.0) -> DataCheck:
-    with open(ledger) as f:
-        acked, keys = acknowledged_payments(read_records(f), window)
-    http = requests.Session()
-    http.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=workers, max_retries=0))
-    headers = {"Authorization": f"Bearer {token}"}
+    """The data check of one ledger file (or of the records in ``window``)."""
+    acks = PaymentAcks()
+    with open(ledger, encoding="utf-8") as f:
+        for r in read_records(f):
+            if window[0] <= r.t_start < window[1]:
+                acks.add(r)
+    return lookup_payments(base_url, token, acks, workers, timeout)
 
-    def lookup(item: tuple[str, str]) -> tuple[str, str]:
-        payment_id, amount = item
-        resp = http.get(f"{base_url}/api/payments/{payment_id}", headers=headers, timeout=timeout)
-        if resp.status_code == 404:
-            return payment_id, "missing"
-        resp.raise_for_status()
-        stored = loads(resp.content).get("amount")
-        try:
-            same = Decimal(str(stored)) == Decimal(amount)
-        except InvalidOperation:
-            same = False
-        return payment_id, "ok" if same else "mismatched"
 
-    def by_key(key: str) -> tuple[str, int]:
-        resp = http.get(f"{base_url}/api/payments", params={"idempotency_key": key},
-                        headers=headers, timeout=timeout)
-        resp.raise_for_status()
-        return key, len(loads(resp.content).get("payments", []))
-
+def lookup_payments(base_url: str, token: str, acks: PaymentAcks, workers: int = 8,
+                    timeout: float = 10.0) -> DataCheck:
+    """Look every acknowledged payment up again and count the payments of every key sent.
+    When the lookups themselves fail, ``DataCheck.error`` holds the cause (no prefix: the
+    verdict says "the data check could not run")."""
+    service = _Lookups(base_url, token, workers, timeout)
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            found = list(pool.map(lookup, sorted(acked.items())))
-            counted = list(pool.map(by_key, sorted(keys)[:MAX_KEYS_CHECKED]))
+            found = list(pool.map(service.state_of, sorted(acks.acked.items())))
+            counted = list(pool.map(service.payments_for, sorted(acks.keys)[:MAX_KEYS_CHECKED]))
     except (requests.RequestException, ValueError, AttributeError) as exc:
-        return DataCheck(len(acked), error=f"the data check could not run: "
-                                           f"{type(exc).__name__}: {str(exc)[:200]}")
+        return DataCheck(len(acks.acked), error=f"{type(exc).__name__}: {str(exc)[:200]}")
     finally:
-        http.close()
+        service.close()
     return DataCheck(
-        acknowledged=len(acked),
+        acknowledged=len(acks.acked),
         missing=[p for p, state in found if state == "missing"],
         mismatched=[p for p, state in found if state == "mismatched"],
         duplicated_keys=[k for k, n in counted if n > 1],
     )
+
+
+class _Lookups:
+    """The two questions the data check asks the Service, on one pooled session (no retries:
+    a failed lookup is reported, not hidden)."""
+
+    def __init__(self, base_url: str, token: str, workers: int, timeout: float) -> None:
+        self.base_url, self.timeout = base_url, timeout
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.http = requests.Session()
+        self.http.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=workers,
+                                                                 max_retries=0))
+
+    def state_of(self, item: tuple[str, str]) -> tuple[str, str]:
+        """``ok``, ``missing`` or ``mismatched`` for one acknowledged (payment id, amount)."""
+        payment_id, amount = item
+        resp = self.http.get(f"{self.base_url}/api/payments/{payment_id}", headers=self.headers,
+                             timeout=self.timeout)
+        if resp.status_code == 404:
+            return payment_id, "missing"
+        resp.raise_for_status()
+        same = _same_amount(loads(resp.content).get("amount"), amount)
+        return payment_id, "ok" if same else "mismatched"
+
+    def payments_for(self, key: str) -> tuple[str, int]:
+        """How many payments the Service holds for one Idempotency-Key."""
+        resp = self.http.get(f"{self.base_url}/api/payments", params={"idempotency_key": key},
+                             headers=self.headers, timeout=self.timeout)
+        resp.raise_for_status()
+        return key, len(loads(resp.content).get("payments", []))
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _same_amount(stored: object, acknowledged: str) -> bool:
+    """Exact decimal comparison: money never goes through a float."""
+    try:
+        return Decimal(str(stored)) == Decimal(acknowledged)
+    except InvalidOperation:
+        return False

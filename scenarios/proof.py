@@ -1,26 +1,28 @@
 """The zero-downtime proof, in the one direction data flows:
 
 platform up -> load starts -> baseline -> scenario steps (events) -> tail -> load stops ->
+one pass over the merged ledger (each record to its slice's judge and payment collector) ->
 data check -> verdict (pure) -> evidence (renders) -> the caller asserts on the verdict.
 
 Nothing flows back: the verdict never sees the platform, the evidence never decides.
 """
 from __future__ import annotations
 
+import bisect
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable, Sequence
 
-from zerodrop.records.events import Event
-from zerodrop.platforms.base import Platform
-from zerodrop.records.results import Cutover, DataCheck
-from zerodrop.records.ledger import read_records
 from zerodrop.load.progress import TerminalProgress
 from zerodrop.load.runner import LoadPlan, LoadResult, LoadRun
+from zerodrop.platforms.base import Platform
+from zerodrop.records.events import Event, EventName, Source
+from zerodrop.records.ledger import LedgerRecord, read_records
+from zerodrop.records.results import DataCheck
 from zerodrop.reports.evidence import write_evidence
-from zerodrop.reports.verdict import Policy, Verdict, judge
-from zerodrop.scenarios.integrity import check_payments
+from zerodrop.reports.verdict import Judge, Policy, Verdict
+from zerodrop.scenarios.integrity import PaymentAcks, lookup_payments
 from zerodrop.scenarios.steps import Context, Scenario, ScenarioResult
 
 
@@ -73,6 +75,7 @@ def prove(platform: Platform, scenario: Scenario, ctx: Context, settings: ProofS
 
 
 Builder = Callable[[Platform], "tuple[Scenario, Context]"]
+Ran = list[tuple[Scenario, Context, ScenarioResult, float]]  # each with its slice's start
 
 
 def prove_sequence(platform: Platform, builders: Sequence[Builder], settings: ProofSettings,
@@ -84,6 +87,7 @@ def prove_sequence(platform: Platform, builders: Sequence[Builder], settings: Pr
 
     A builder is called when its turn comes, so it sees the platform as the previous scenario
     left it. The sequence stops at the first scenario that fails; later ones are not run.
+    The merged ledger is read once for all slices (``read_slices``).
     """
     settings.validate()
     plan = LoadPlan(host=platform.service_url, token=settings.token, users=settings.users,
@@ -91,7 +95,21 @@ def prove_sequence(platform: Platform, builders: Sequence[Builder], settings: Pr
                     workers=settings.workers, request_timeout=settings.request_timeout,
                     ledger_dir=ledger_dir)
     plan.validate()
-    ran: list[tuple[Scenario, Context, ScenarioResult, float]] = []
+    ran, load = _run_under_load(platform, builders, settings, plan, progress, progress_stream)
+    names = list(names or [s.name for s, *_ in ran])
+    slices = [Slice(names[i] if i < len(names) else f"{scenario.name}-{i + 1}", result, t_from,
+                    Judge(ctx.facts(), settings.policy))
+              for i, (scenario, ctx, result, t_from) in enumerate(ran)]
+    read_slices(load.ledger_path, slices)
+    timeline = platform.events.snapshot()
+    return [s.prove(platform, settings, load, timeline, out_dir) for s in slices]
+
+
+def _run_under_load(platform: Platform, builders: Sequence[Builder], settings: ProofSettings,
+                    plan: LoadPlan, progress: Callable[[str], None] | None,
+                    progress_stream: IO[str] | None) -> tuple[Ran, LoadResult]:
+    """Load starts, baseline, each scenario in turn, tail, load stops: the scenarios that ran
+    and the load's result."""
     current = {"step": "baseline"}
 
     def on_step(name: str) -> None:
@@ -105,39 +123,68 @@ def prove_sequence(platform: Platform, builders: Sequence[Builder], settings: Pr
         make_run = platform.load_generator() or LoadRun
         with make_run(plan, progress=terminal) as run:
             run.start()
-            platform.events.emit("load", "load started", users=settings.users,
+            platform.events.emit(Source.LOAD, EventName.LOAD_STARTED, users=settings.users,
                                  rate=settings.rate)
             time.sleep(settings.baseline_s)  # the "before" phase is measured load, not a wait
-            for build in builders:
-                scenario, ctx = build(platform)
-                # the first slice owns every request from the very first one on, also those
-                # sent while the run was starting: none may fall outside a verdict
-                slice_start = float("-inf") if not ran else time.time()
-                result = scenario.run(ctx, on_step)
-                ran.append((scenario, ctx, result, slice_start))
-                if not result.ok:
-                    break
+            ran = _run_scenarios(platform, builders, on_step)
             current["step"] = "tail"
             time.sleep(settings.tail_s)      # the "after" phase
-            platform.events.emit("load", "load stopping")
-            load = run.stop()
+            platform.events.emit(Source.LOAD, EventName.LOAD_STOPPING)
+            return ran, run.stop()
     finally:
         if terminal is not None:
             terminal.close()
-    timeline = platform.events.snapshot()
-    target = load.load_target()
-    names = list(names or [s.name for s, *_ in ran])
-    proofs = []
-    for i, (scenario, ctx, result, t_from) in enumerate(ran):
-        t_to = ran[i + 1][3] if i + 1 < len(ran) else float("inf")
-        name = names[i] if i < len(names) else f"{scenario.name}-{i + 1}"
-        window = (t_from, t_to)
-        data = check_payments(platform.service_url, settings.token, load.ledger_path, window)
-        cutover = ctx.facts().cutover
-        with open(load.ledger_path) as f:
-            records = (r for r in read_records(f) if t_from <= r.t_start < t_to)
-            verdict = judge(records, timeline, cutover, data, target, settings.policy,
-                            scenario=name)
-        evidence = write_evidence(verdict, timeline, out_dir, name, load.ledger_path)
-        proofs.append(Proof(name, verdict, result, load, data, evidence, timeline))
-    return proofs
+
+
+def _run_scenarios(platform: Platform, builders: Sequence[Builder],
+                   on_step: Callable[[str], None]) -> Ran:
+    """Each scenario in turn, with the start of its slice; stops at the first that fails."""
+    ran: Ran = []
+    for build in builders:
+        scenario, ctx = build(platform)
+        # the first slice owns every request from the very first one on, also those sent
+        # while the run was starting: none may fall outside a verdict
+        slice_start = float("-inf") if not ran else time.time()
+        result = scenario.run(ctx, on_step)
+        ran.append((scenario, ctx, result, slice_start))
+        if not result.ok:
+            break
+    return ran
+
+
+@dataclass
+class Slice:
+    """One scenario's share of the run: the requests that started from ``t_from`` until the
+    next slice's ``t_from``, judged as they stream by, and the payments they acknowledged."""
+
+    name: str
+    result: ScenarioResult
+    t_from: float
+    judge: Judge
+    acks: PaymentAcks = field(default_factory=PaymentAcks)
+
+    def add(self, record: LedgerRecord) -> None:
+        self.judge.add(record)
+        self.acks.add(record)
+
+    def prove(self, platform: Platform, settings: ProofSettings, load: LoadResult,
+              timeline: list[Event], out_dir: Path) -> Proof:
+        """The data check of this slice's payments, the verdict, the evidence."""
+        data = lookup_payments(platform.service_url, settings.token, self.acks)
+        verdict = self.judge.finish(timeline, data, load.load_target(), scenario=self.name)
+        evidence = write_evidence(verdict, timeline, out_dir, self.name, load.ledger_path)
+        return Proof(self.name, verdict, self.result, load, data, evidence, timeline)
+
+
+def read_slices(ledger_path: Path, slices: Sequence[Slice]) -> int:
+    """Read the merged ledger ONCE, handing each record to the slice it started in (slices in
+    order; a record before the first slice's start belongs to none). Returns the records read."""
+    starts = [s.t_from for s in slices]
+    n = 0
+    with open(ledger_path, encoding="utf-8") as f:
+        for r in read_records(f):
+            n += 1
+            i = bisect.bisect_right(starts, r.t_start) - 1
+            if i >= 0:
+                slices[i].add(r)
+    return n

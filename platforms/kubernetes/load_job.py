@@ -12,7 +12,6 @@ platform events share one clock even on a remote cluster.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import replace
@@ -20,7 +19,10 @@ from pathlib import Path
 from typing import Callable
 
 from zerodrop.load.ledger import merge_ledgers
-from zerodrop.load.runner import (LOCUSTFILE, GeneratorRun, LoadError, LoadPlan, LoadResult, Progress, _result, begin_run, locust_args, locust_env, sum_progress)
+from zerodrop.load.runner import (LOCUSTFILE, GeneratorRun, LoadError, LoadPlan, LoadResult,
+                                  _result, begin_run, locust_args, locust_env)
+from zerodrop.records.ledger import LedgerRecord
+from zerodrop.records.progress import Progress, parse_many
 
 HARNESS_IMAGE = "zerodrop/harness:dev"
 POD_DIR = "/ledger"
@@ -169,12 +171,13 @@ class ClusterLoadRun(GeneratorRun):
 
     # -- running ------------------------------------------------------------------------------------
     def progress(self) -> Progress:
+        """The pod's progress files (one JSON line each), summed; none while exec fails."""
         try:
-            files = json.loads(self._exec(["progress", "--dir", POD_DIR]) or "[]")
-        except (LoadError, ValueError):
-            files = []
+            lines = self._exec(["progress", "--dir", POD_DIR]).splitlines()
+        except LoadError:
+            lines = []
         elapsed = time.time() - self._t0 if self._t0 else 0.0
-        return sum_progress(files, elapsed, float(self.plan.max_duration))
+        return Progress.summed(parse_many(lines), elapsed, float(self.plan.max_duration))
 
     def log_tail(self, lines: int = 30) -> list[str]:
         return [f"[pod] {ln}" for ln in self._exec_text("tail", "-n", str(lines),
@@ -215,13 +218,10 @@ class ClusterLoadRun(GeneratorRun):
                 if out is None or not line.strip():
                     continue
                 try:
-                    rec = json.loads(line)
-                except ValueError:
+                    rec = LedgerRecord.from_json(line)
+                except (ValueError, TypeError):
                     continue  # a torn last line: merge_ledgers would drop it too
-                for key in ("t_start", "t_end"):
-                    if isinstance(rec.get(key), (int, float)):
-                        rec[key] = rec[key] - self.offset
-                out.write(json.dumps(rec) + "\n")
+                out.write(rec.shifted(-self.offset).to_json() + "\n")
         finally:
             if out:
                 out.close()

@@ -3,7 +3,6 @@ file, and the merge (torn lines, unsorted files, spilling to keep memory bounded
 from __future__ import annotations
 
 import io
-import json
 import random
 import socket
 import struct
@@ -13,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from zerodrop.load import ledger
-from zerodrop.load.ledger import BadBody, LedgerListener, UnexpectedStatus, classify, merge_ledgers
-from zerodrop.records.ledger import LedgerRecord, read_records, write_records
+from zerodrop.load.ledger import (BadBody, LedgerListener, MergeSummary, UnexpectedStatus, classify,
+                                  merge_ledgers, read_progress)
+from zerodrop.records.ledger import LedgerRecord, failed, read_records, write_records
+from zerodrop.records.progress import ProcessProgress
 
 from .standins import closed_port
 
@@ -153,18 +154,35 @@ def test_listener_buffer_is_bounded_and_progress_is_atomic(tmp_path: Path, monke
     assert lst.last_second(now=2010.0) == (0, {})
     assert lst._buckets == {}  # old buckets are dropped: bounded too
     lst.write_progress()
-    prog = json.loads((tmp_path / "progress-worker-7.json").read_text())
-    assert prog["requests"] == 250 and prog["failures"] == 0 and prog["written"] == 200
+    prog = ProcessProgress.from_json((tmp_path / "progress-worker-7.json").read_text())
+    assert (prog.role, prog.pid, prog.requests, prog.failures, prog.written) == ("worker", 7, 250, 0, 200)
     assert not list(tmp_path.glob("*.tmp"))
+    assert read_progress(tmp_path) == [prog]  # the one reader the runner and the pod use
 
 
 def test_listener_without_records_still_counts(tmp_path: Path):
     lst = LedgerListener(tmp_path, "standalone", pid=3, write_records=False)
     lst.on_request("GET", "/health", 1.0, response=_Resp(500, {}), exception=UnexpectedStatus("HTTP 500"),
                    start_time=1.0)
+    lst.on_request("GET", "/health", 1.0, response=_Resp(200, {"X-App-Color": "blue"}), start_time=1.0)
     lst.close()
-    assert lst.requests == 1 and lst.failures == 1
+    assert lst.requests == 2 and lst.failures == 1
+    assert dict(lst.by_outcome) == {"failed": 1, "ok": 1}
     assert not list(tmp_path.glob("ledger-*"))
+
+
+def test_live_counters_count_a_failure_exactly_as_failed_decides(tmp_path: Path):
+    """Every outcome but ok is a failure in the progress file, as in the verdict."""
+    lst = LedgerListener(tmp_path, "standalone", pid=4)
+    for outcome_status, exc in ((200, None), (503, UnexpectedStatus("HTTP 503")),
+                                (200, BadBody("wrong")), (0, ConnectionRefusedError(111, "refused"))):
+        lst.on_request("GET", "/health", 1.0, response=_Resp(outcome_status, {}), exception=exc,
+                       start_time=5.0)
+    snapshot = lst.progress(now=5.5)
+    assert isinstance(snapshot, ProcessProgress)
+    assert snapshot.requests == 4
+    assert snapshot.failures == sum(n for o, n in snapshot.by_outcome.items() if failed(o)) == 3
+    assert snapshot.by_outcome == {"ok": 1, "http_error": 1, "bad_body": 1, "refused": 1}
 
 
 # -- merge ------------------------------------------------------------------------------------------
@@ -186,7 +204,8 @@ def test_merge_sorts_unsorted_files_and_drops_torn_lines(tmp_path: Path):
     _write(tmp_path / "ledger-worker-1.jsonl", a, torn='{"t_start":105.0,"t_end":1')  # killed writer
     _write(tmp_path / "ledger-worker-2.jsonl", b, torn="not json at all\n\n")
     (tmp_path / "progress-worker-1.json").write_text("{}")  # not a ledger: ignored
-    out = merge_ledgers(tmp_path)
+    merged = merge_ledgers(tmp_path)
+    out = merged.path
     assert out == tmp_path / "ledger.jsonl"
     starts = _t_starts(out)
     assert len(starts) == 500
@@ -195,7 +214,7 @@ def test_merge_sorts_unsorted_files_and_drops_torn_lines(tmp_path: Path):
     assert not (tmp_path / "ledger.jsonl.part").exists()
     assert not list(tmp_path.glob("merge-*"))
     # merging again (ledger.jsonl is not an input) gives the same file
-    assert merge_ledgers(tmp_path).read_text() == out.read_text()
+    assert merge_ledgers(tmp_path).path.read_text() == out.read_text()
 
 
 def test_merge_spills_runs_so_memory_stays_bounded(tmp_path: Path):
@@ -209,16 +228,42 @@ def test_merge_spills_runs_so_memory_stays_bounded(tmp_path: Path):
     for w in range(3):
         runs.add_file(tmp_path / f"ledger-worker-{w}.jsonl")
     assert runs.in_memory <= 64 and len(runs.runs) >= 3 * (1000 // 64)
-    out = merge_ledgers(tmp_path, chunk=64)
+    out = merge_ledgers(tmp_path, chunk=64).path
     starts = _t_starts(out)
     assert len(starts) == 3000 and starts == sorted(starts)
 
 
 def test_merge_of_empty_dir_gives_empty_ledger(tmp_path: Path):
-    assert merge_ledgers(tmp_path).read_text() == ""
+    merged = merge_ledgers(tmp_path)
+    assert merged.path.read_text() == ""
+    assert (merged.requests, merged.duration_s, merged.median_latency_s) == (0, 0.0, None)
 
 
 def test_merge_keeps_file_order_for_equal_starts(tmp_path: Path):
     _write(tmp_path / "ledger-worker-1.jsonl", [_rec(5.0, replica="first"), _rec(5.0, replica="second")])
-    out = merge_ledgers(tmp_path)
+    out = merge_ledgers(tmp_path).path
     assert [r.replica for r in read_records(out.read_text().splitlines())] == ["first", "second"]
+
+
+def test_merge_counts_the_load_summary_while_it_writes(tmp_path: Path):
+    """What the run's result needs comes out of the merge: no second read of the ledger."""
+    a = [_rec(10.0, t_end=10.5), _rec(12.0, t_end=12.1, outcome="reset", status=0)]
+    b = [_rec(11.0, t_end=13.0, outcome="http_error", status=503), _rec(9.0, t_end=9.2)]
+    _write(tmp_path / "ledger-worker-1.jsonl", a)
+    _write(tmp_path / "ledger-worker-2.jsonl", b, torn='{"t_start": 20.0}\n')  # a key, no record
+    merged = merge_ledgers(tmp_path)
+    assert isinstance(merged, MergeSummary)
+    assert (merged.requests, merged.failures, merged.dropped_lines) == (4, 2, 1)
+    assert (merged.t_first, merged.t_last) == (9.0, 13.0)
+    assert merged.duration_s == pytest.approx(4.0)
+    assert merged.median_latency_s == pytest.approx(0.5)  # of 0.2, 0.5, 2.0, 0.1
+    assert len(_t_starts(merged.path)) == 4
+    with open(merged) as f:  # os.fspath: still usable where the merged file's path was
+        assert len(f.readlines()) == 4
+
+
+def test_merge_summary_sample_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(ledger, "LATENCY_SAMPLE", 10)
+    _write(tmp_path / "ledger-worker-1.jsonl", [_rec(float(i)) for i in range(50)])
+    merged = merge_ledgers(tmp_path)
+    assert merged.requests == 50 and len(merged.latency_sample) == 10

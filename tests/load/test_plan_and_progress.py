@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from zerodrop.load.progress import ProgressMonitor, TerminalProgress, format_line
-from zerodrop.load.runner import LoadError, LoadPlan, LoadRun, Progress, preflight_check
+from zerodrop.load.runner import LoadError, LoadPlan, LoadRun, preflight_check
+from zerodrop.records.progress import Progress
 
 from .conftest import processes_mentioning
 
@@ -167,25 +168,30 @@ def test_progress_monitor_survives_a_broken_sink():
 
 # -- saturation is judged from the generator's CPU, not from latency ---------------------------------
 
-def _ledger(path: Path, n: int, latency: float, span: float) -> Path:
+def _ledger(directory: Path, n: int, latency: float, span: float):
+    """One process's ledger in ``directory``, merged: the summary the runner's result uses."""
+    from zerodrop.load.ledger import merge_ledgers
     from zerodrop.records.ledger import LedgerRecord, write_records
 
-    with open(path, "w") as out:
+    directory.mkdir()
+    with open(directory / "ledger-standalone-1.jsonl", "w") as out:
         write_records(out, (LedgerRecord(t_start=1000 + i * span / n, t_end=1000 + i * span / n + latency,
                                          method="GET", route="/health", status=200, outcome="ok")
                             for i in range(n)))
-    return path
+    return merge_ledgers(directory)
 
 
 def test_a_busy_generator_is_saturated(tmp_path: Path):
     from zerodrop.load.runner import _result
 
     plan = LoadPlan(host=HOST, users=10, rate=5000)
-    res = _result(_ledger(tmp_path / "l.jsonl", 1000, 0.001, 1.0), plan, 0, [], [], False, cpu_share=0.97)
+    merged = _ledger(tmp_path / "l", 1000, 0.001, 1.0)
+    res = _result(merged, plan, 0, [], [], False, cpu_share=0.97)
     assert res.saturated and "97% of a core" in res.detail
     assert res.requests == 1000 and res.achieved_rps == pytest.approx(1000, rel=0.01)
+    assert res.ledger_path == tmp_path / "l" / "ledger.jsonl"
     assert res.load_target().saturated and res.load_target().target_rps == 5000
-    res = _result(tmp_path / "l.jsonl", plan, 0, ["[standalone] CPU usage above 90%! ..."], [], True, cpu_share=None)
+    res = _result(merged, plan, 0, ["[standalone] CPU usage above 90%! ..."], [], True, cpu_share=None)
     assert res.saturated and "CPU usage above 90%" in res.detail
 
 
@@ -194,9 +200,19 @@ def test_a_slow_target_is_not_generator_saturation(tmp_path: Path):
     from zerodrop.load.runner import _result
 
     plan = LoadPlan(host=HOST, users=10, rate=5000)
-    res = _result(_ledger(tmp_path / "l.jsonl", 100, 0.1, 1.0), plan, 0, [], ["worker"], False, cpu_share=0.2)
+    res = _result(_ledger(tmp_path / "l", 100, 0.1, 1.0), plan, 0, [], ["worker"], False, cpu_share=0.2)
     assert not res.saturated
     assert "median 100.0 ms" in res.detail and "at most ~100 req/s" in res.detail
     assert "killed after the stop timeout: worker" in res.detail
-    fine = _result(_ledger(tmp_path / "m.jsonl", 100, 0.001, 1.0), LoadPlan(host=HOST, rate=100), 0, [], [], False, 0.1)
+    fine = _result(_ledger(tmp_path / "m", 100, 0.001, 1.0), LoadPlan(host=HOST, rate=100), 0, [], [], False, 0.1)
     assert not fine.saturated and fine.detail == ""
+
+
+def test_the_result_does_not_read_the_ledger_again(tmp_path: Path):
+    """The merge's summary is the whole input: the merged file may be gone."""
+    from zerodrop.load.runner import _result
+
+    merged = _ledger(tmp_path / "l", 100, 0.001, 1.0)
+    merged.path.unlink()
+    res = _result(merged, LoadPlan(host=HOST, rate=100), 0, [], [], False, 0.1)
+    assert res.requests == 100 and res.failures == 0

@@ -3,13 +3,14 @@
 only through the same commands the cluster load Job gets by exec."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from zerodrop.load.runner import LOCUSTFILE, LoadPlan, locust_args, locust_env
+from zerodrop.records.ledger import LedgerRecord
+from zerodrop.records.progress import parse_many
 from tests.load.conftest import ROOT
 from tests.load.standins import closed_port
 from tests.procs import stop_process, wait_until
@@ -38,13 +39,13 @@ def start(tmp_path: Path, host: str) -> tuple[subprocess.Popen, Path]:
 def test_run_progress_stop_dump(tmp_path, replica):
     proc, directory = start(tmp_path, replica.url)
     try:
-        wait_until(lambda: sum(p["requests"] for p in json.loads(
-            pod("progress", "--dir", str(directory)))) > 0 or None, 30, "requests to flow")
+        wait_until(lambda: sum(p.requests for p in parse_many(
+            pod("progress", "--dir", str(directory)).splitlines())) > 0 or None, 30, "requests to flow")
         assert pod("stop", "--dir", str(directory)).strip() in ("0", "1")
         dumped = pod("dump", "--dir", str(directory)).splitlines()
         assert dumped[0].startswith("### ledger-standalone-") and dumped[0].endswith(".jsonl")
-        records = [json.loads(line) for line in dumped[1:]]
-        assert records and all(r["outcome"] == "ok" for r in records)
+        records = [LedgerRecord.from_json(line) for line in dumped[1:]]
+        assert records and not any(r.failed for r in records)
         assert (directory / "collected").exists()
         proc.wait(timeout=10)  # it lingered only until the dump
         assert proc.returncode == 0

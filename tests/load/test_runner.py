@@ -13,7 +13,8 @@ import requests
 
 from zerodrop.load.progress import format_line
 from zerodrop.records.ledger import read_records
-from zerodrop.load.runner import LoadError, LoadPlan, LoadRun, Progress
+from zerodrop.load.runner import LoadError, LoadPlan, LoadRun
+from zerodrop.records.progress import Progress
 
 from . import standins
 from .conftest import processes_mentioning, wait_until
@@ -148,7 +149,7 @@ def test_locust_ends_itself_when_the_harness_is_killed(replica, tmp_path: Path):
     code = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from load.runner import LoadPlan, LoadRun\n"
+        "from zerodrop.load.runner import LoadPlan, LoadRun\n"
         f"run = LoadRun(LoadPlan(host={replica.url!r}, users=2, rate=20, workers=1, ledger_dir=Path({str(led)!r})))\n"
         "run.start(ready_timeout=40)\n"
         "print('flowing', flush=True)\n"

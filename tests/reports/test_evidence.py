@@ -34,7 +34,7 @@ def test_json_has_the_verdict_shape_plus_the_timeline(tmp_path):
     doc = json.loads(paths.json.read_text())
     assert set(doc) == {"verdict", "reasons", "requests_total", "requests_failed",
                         "failures_by_outcome", "served_by_version", "switch", "latency_ms",
-                        "integrity", "load", "bound_95", "failure_classes", "scenario",
+                        "integrity", "load", "bound_95", "failure_classes", "faults", "scenario",
                         "timeline", "ledger"}
     assert {k: doc[k] for k in v.to_dict()} == json.loads(json.dumps(v.to_dict()))
     assert doc["verdict"] == "FAIL" and doc["requests_failed"] == 30
@@ -111,3 +111,36 @@ def test_evidence_paths_read_like_a_dict(tmp_path):
     assert paths["html"] == paths.get("html") == paths.html
     assert dict(paths.items()) == {"json": paths.json, "html": paths.html, "png": paths.png}
     assert paths.get("nope", "") == ""
+
+
+def test_the_chart_lines_come_from_the_catalogue_and_the_step_markers():
+    from zerodrop.records.events import EventName, describe
+    from zerodrop.reports.evidence import _chart_events, _event_key
+    events = [
+        Event(T0 + 1, "scenario", "scale down blue", {"step": "start", "color": "blue"}),
+        Event(T0 + 2, "scenario", "scale down blue done", {"step": "done"}),
+        Event(T0 + 3, "scenario", "verify green failed", {"step": "failed", "error": "x"}),
+        Event(T0 + 4, "platform", EventName.SELECTOR_PATCHED.value, {"selector": "green"}),
+        Event(T0 + 5, "platform", EventName.REPLICA_READY.value, {"replica": "g-0"}),
+        Event(T0 + 6, "fault", EventName.REPLICA_KILLED.value, {"replica": "b-0", "signal": 9}),
+        Event(T0 + 7, "load", EventName.LOAD_STOPPING.value, {}),
+    ]
+    charted = [e.name for e in _chart_events(events)]
+    assert charted == ["scale down blue", "verify green failed", "selector patched",
+                       "replica killed"]
+    # the key reads like the verdict's reasons, secrets redacted
+    assert _event_key(events[5]) == describe(events[5]) == "'replica killed' (replica b-0, signal 9)"
+    leaky = Event(T0, "platform", "selector patched", {"selector": "Bearer abc123"})
+    assert "abc123" not in _event_key(leaky)
+
+
+def test_faults_on_purpose_are_shown(tmp_path):
+    from zerodrop.records.results import FaultWindow, ScenarioFacts
+    facts = ScenarioFacts(cutovers=(cutover(),),
+                          faults=(FaultWindow("latency_ms=300", T0 + 11.0, None, "blue"),))
+    v = judge(clean(), timeline(), facts, good_data(), good_load())
+    paths = write_evidence(v, timeline(), tmp_path, "switch")
+    assert json.loads(paths.json.read_text())["faults"] == [
+        {"name": "latency_ms=300", "t_start": T0 + 11.0, "t_end": None, "target": "blue"}]
+    page = paths.html.read_text()
+    assert "<h2>Faults</h2>" in page and "latency_ms=300" in page

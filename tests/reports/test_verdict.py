@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
 
 import pytest
 
 from zerodrop.records.events import Event
 from zerodrop.records.results import DataCheck, LoadTarget
+from zerodrop.reports.allure_evidence import CUTOVER_RE
 from zerodrop.reports.verdict import FAIL, INCONCLUSIVE, PASS, Policy, judge
 
 from .builders import (DRAINED_AT, NEW, OLD, SWITCH_AT, T0, clean, cutover, good_data,
@@ -359,7 +362,7 @@ def test_to_dict_has_exactly_the_design_shape_and_is_json():
     d = json.loads(json.dumps(v.to_dict()))
     assert set(d) == {"verdict", "reasons", "requests_total", "requests_failed",
                       "failures_by_outcome", "served_by_version", "switch", "latency_ms",
-                      "integrity", "load", "bound_95", "failure_classes", "scenario"}
+                      "integrity", "load", "bound_95", "failure_classes", "faults", "scenario"}
     assert set(d["switch"]) == {"t_switch", "t_first_new", "t_last_old", "window_s"}
     assert set(d["latency_ms"]) == {"before", "during", "after"}
     assert all(set(p) == {"p50", "p99"} for p in d["latency_ms"].values())
@@ -409,3 +412,159 @@ def test_unnamed_versions_are_inconclusive_not_unknown():
 
 def test_repr_is_short_for_assertion_messages():
     assert repr(run()) == "Verdict(PASS, 3,000 requests, 0 failed, 3 reasons)"
+
+
+# ---------------------------------------------------------------- several switches in one slice
+
+THIRD = "1.2.0"
+SWITCH2_AT, DRAINED2_AT = 20.0, 25.0
+
+
+def two_cutovers():
+    from zerodrop.records.results import Cutover
+    return [cutover(), Cutover(NEW, THIRD, T0 + SWITCH2_AT, T0 + DRAINED2_AT)]
+
+
+def double_switch(seconds: float = 35.0, rps: int = 100):
+    """OLD, then OLD or NEW in the first window, NEW, NEW or THIRD in the second, THIRD."""
+    for i in range(int(seconds * rps)):
+        t = i / rps
+        if t < SWITCH2_AT:
+            yield record(t, i=i)
+        elif t <= DRAINED2_AT:
+            yield record(t, NEW if i % 2 else THIRD, i=i)
+        else:
+            yield record(t, THIRD, i=i)
+
+
+def test_a_correct_double_switch_passes_and_reports_each_switch():
+    v = run(double_switch(), cut=two_cutovers())
+    assert v.verdict == PASS, v.summary()
+    assert v.reasons[1].startswith("cutover seen (switch 1 of 2 (1.0.0 -> 1.1.0)): old version "
+                                   "1.0.0 answered until")
+    assert v.reasons[2].startswith("cutover seen (switch 2 of 2 (1.1.0 -> 1.2.0)): old version "
+                                   "1.1.0 answered until")
+    assert v.requests_in_window == 501 + 501
+    assert v.switch["t_switch"] == T0 + SWITCH2_AT  # the last switch, as for a single one
+    d = v.to_dict()
+    assert [s["t_switch"] for s in d["switches"]] == [T0 + SWITCH_AT, T0 + SWITCH2_AT]
+    assert d["switches"][0]["t_last_old"] == pytest.approx(T0 + 14.995)
+    assert v.served_by_version == {OLD: 1250, NEW: 1000, THIRD: 1250}
+
+
+def test_the_first_switchs_old_version_after_its_drain_fails_in_a_double_switch():
+    recs = with_failures(double_switch(), lambda i, r: i == 1700, version=OLD, replica="blue-1")
+    v = run(recs, cut=two_cutovers())
+    assert v.verdict == FAIL
+    assert v.reasons[0] == ("cutover: switch 1 of 2 (1.0.0 -> 1.1.0): 1 request that started "
+                            "after the old colour drained was answered by old version 1.0.0 "
+                            "(e.g. replica blue-1, started 2.0 s after the drain)")
+    assert re.fullmatch(CUTOVER_RE, "\n".join(v.reasons))  # Allure files it as a cutover
+
+
+def test_an_old_version_back_after_a_later_switch_is_unknown_there():
+    """After the second switch only its versions may answer: the first switch's old one is
+    neither (a stale replica of two switches ago)."""
+    recs = with_failures(double_switch(), lambda i, r: i == 3000, version=OLD, replica="blue-0")
+    v = run(recs, cut=two_cutovers())
+    assert v.verdict == FAIL
+    assert v.reasons[0] == ("unknown version: 1 answer came from version '1.0.0' (e.g. replica "
+                            "blue-0), neither old 1.1.0 nor new 1.2.0 (switch 2 of 2)")
+
+
+def test_the_second_switchs_new_version_before_its_switch_fails():
+    recs = with_failures(double_switch(), lambda i, r: i == 1800, version=THIRD, replica="g-9")
+    v = run(recs, cut=two_cutovers())
+    assert v.verdict == FAIL
+    assert v.reasons[0].startswith("cutover: switch 2 of 2 (1.1.0 -> 1.2.0): 1 request that "
+                                   "started before the switch was answered by new version 1.2.0")
+
+
+def test_a_switch_back_to_the_first_version_passes():
+    """Back and forth: 1.0.0 -> 1.1.0 -> 1.0.0; the first version is old, then new again."""
+    from zerodrop.records.results import Cutover
+    back = [cutover(), Cutover(NEW, OLD, T0 + SWITCH2_AT, T0 + DRAINED2_AT)]
+    recs = (replace(r, version=OLD) if r.version == THIRD else r for r in double_switch())
+    v = run(recs, cut=back)
+    assert v.verdict == PASS, v.summary()
+    stale = with_failures((replace(r, version=OLD) if r.version == THIRD else r
+                           for r in double_switch()), lambda i, r: i == 3200, version=NEW)
+    assert run(stale, cut=back).reasons[0].startswith(
+        "cutover: switch 2 of 2 (1.1.0 -> 1.0.0): 1 request that started after the old colour "
+        "drained was answered by old version 1.1.0")
+
+
+def test_judge_takes_a_cutover_a_list_of_them_or_the_scenario_facts():
+    from zerodrop.records.results import FaultWindow, ScenarioFacts
+    one = run().to_dict()
+    assert run(cut=[cutover()]).to_dict() == one
+    fault = FaultWindow("latency_ms=300", T0 + 11.0, T0 + 13.0, "blue")
+    v = run(cut=ScenarioFacts(cutovers=(cutover(),), faults=(fault,)))
+    assert v.to_dict() == {**one, "faults": [{"name": "latency_ms=300", "t_start": T0 + 11.0,
+                                              "t_end": T0 + 13.0, "target": "blue"}]}
+    assert one["faults"] == [] and "switches" not in one
+
+
+def test_no_cutover_at_all_reads_as_before():
+    from zerodrop.records.results import ScenarioFacts
+    v = run(cut=ScenarioFacts())
+    assert v.verdict == INCONCLUSIVE
+    assert v.reasons[:2] == [
+        "inconclusive: the switch never happened (the scenario reported no t_switch)",
+        "inconclusive: the scenario did not name both versions (old ?, new ?), so no answer "
+        "can be attributed to a side of the switch"]
+
+
+# ---------------------------------------------------------------- the rules
+
+
+def test_the_rules_are_listed_in_reading_order():
+    from zerodrop.reports.rules import RULES
+    assert [r.__name__ for r in RULES] == [
+        "dropped_requests", "unknown_versions", "old_after_drain", "new_before_switch",
+        "new_never_answered", "data_loss", "latency", "ledger_empty", "load_short",
+        "generator_saturated", "switch_missing", "window_thin", "data_check_error",
+        "versions_unnamed", "readiness_findings"]
+
+
+def test_fail_reasons_come_before_inconclusive_ones_whatever_the_rule_order():
+    from zerodrop.reports.rules import RULES
+    from zerodrop.reports.verdict import Judge
+    events = timeline() + [Event(T0 + 1, "platform", "readiness finding",
+                                 {"rule": "prestop", "finding": "no preStop hook"})]
+    j = Judge(cutover(), rules=list(reversed(RULES)))
+    for r in with_failures(clean(), lambda i, r: i == 1300, outcome="reset"):
+        j.add(r)
+    v = j.finish(events, DataCheck(1200, missing=["pay_1"]), LoadTarget(100.0, 50.0))
+    assert v.verdict == FAIL
+    kinds = ["fail" if not r.startswith(("inconclusive:", "readiness lint:", "1 failure in"))
+             else r.split(":")[0] for r in v.reasons]
+    assert kinds == ["fail", "fail", "inconclusive", "1 failure in 3,000 requests",
+                     "readiness lint"]
+    # the rules' own order within a kind is kept: reversed, data loss now reads first
+    assert v.reasons[0].startswith("data loss:") and v.reasons[1].startswith("1 connection reset")
+
+
+def test_the_judge_built_record_by_record_is_judge():
+    from zerodrop.reports.verdict import Judge
+    recs = list(with_failures(clean(), lambda i, r: i in (5, 1300), outcome="reset"))
+    j = Judge(cutover())
+    for r in recs:
+        j.add(r)
+    built = j.finish(timeline(), good_data(), good_load(), scenario="switch").to_dict()
+    assert built == run(recs).to_dict()
+
+
+def test_a_dropped_request_names_its_event_as_the_timeline_describes_it():
+    from zerodrop.records.events import describe
+    recs = with_failures(clean(), lambda i, r: i == 1300, outcome="reset")
+    terminating = next(e for e in timeline() if e.name == "replica terminating")
+    assert run(recs).reasons[0].endswith(f"after {describe(terminating)}")
+
+
+def test_every_rule_is_small():
+    import inspect
+
+    from zerodrop.reports import rules
+    sizes = {r.__name__: len(inspect.getsource(r).splitlines()) for r in rules.RULES}
+    assert max(sizes.values()) < 30, sizes

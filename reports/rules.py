@@ -1,0 +1,433 @@
+"""The verdict's rules: each a small function ``(facts) -> list[Reason]`` over what the single
+pass learned (``VerdictFacts``); ``RULES`` lists them in the order their reasons are read.
+
+A ``Reason`` says what kind it is: ``fail`` (a fact: the switch dropped or lost something),
+``inconclusive`` (the run could not show it either way) or ``note`` (context that decides
+nothing, e.g. the readiness lint). The verdict puts FAIL causes first.
+
+The wording is a contract: ``reports.allure_evidence.CATEGORIES`` matches it with regular
+expressions (tested in tests/reports). Prefixes: dropped requests read "<n> connection
+resets|connections refused|timeouts|bad or incomplete bodies|HTTP <s> answers from|at ...";
+"data loss: ..."; "cutover: ..." / "unknown version: ..."; "latency regression: ...";
+"inconclusive: ...". With one switch the reasons read exactly as they always have; with several,
+a reason about one switch names it ("switch 2 of 3 (1.1.0 -> 1.0.0)").
+"""
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from zerodrop.records.events import Event, EventName, describe
+from zerodrop.records.results import Cutover, DataCheck, FaultWindow, LoadTarget
+from zerodrop.reports.stats import clopper_pearson_upper
+from zerodrop.reports.tally import NO_VERSION, PHASES, SwitchTally, Tally, round3
+
+KIND_FAIL, KIND_INCONCLUSIVE, KIND_NOTE = "fail", "inconclusive", "note"
+_PHASE_WORDS = {"before": "before the switch", "during": "during the switch",
+                "after": "after the drain"}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the verdict demands. Latency limits are off by default (None): the zero-drop claim
+    is about answers and data; a team that also gates on latency sets them."""
+
+    min_load_fraction: float = 0.9        # achieved_rps must reach this share of target_rps
+    min_requests_in_window: int = 50      # requests that STARTED within [t_switch, t_drained]
+    confidence: float = 0.95              # for the one-sided upper bound on the failure rate
+    max_examples: int = 5                 # ids/keys quoted in a reason
+    latency_p99_limit_ms: float | None = None  # any phase's p99 above this -> FAIL
+    latency_p99_ratio: float | None = None     # during/after p99 over before p99 above -> FAIL
+    latency_ratio_floor_ms: float = 50.0  # ratios below this absolute p99 are noise, not judged
+    exact_quantile_cap: int = 50_000      # exact percentiles up to this many values per phase
+
+
+@dataclass(frozen=True)
+class Reason:
+    kind: str  # KIND_FAIL | KIND_INCONCLUSIVE | KIND_NOTE
+    text: str
+
+
+@dataclass(frozen=True)
+class FailureClass:
+    """One class of dropped requests: same outcome and status."""
+
+    outcome: str
+    status: int
+    count: int
+    first_t: float
+    last_t: float
+    after_event: str | None   # the latest timeline event at or before first_t (first seen)
+    after_s: float | None     # first_t - that event's t
+    event: Event | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def label(self) -> str:
+        return f"{self.outcome} {self.status}" if self.status else self.outcome
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"outcome": self.outcome, "status": self.status, "count": self.count,
+                "first_t": self.first_t, "last_t": self.last_t,
+                "after_event": self.after_event, "after_s": self.after_s}
+
+
+@dataclass(frozen=True)
+class VerdictFacts:
+    """Everything a rule may read: the pass's tally, the timeline (sorted), the scenario's
+    facts, the data check, the load and the policy."""
+
+    tally: Tally
+    events: list[Event]
+    classes: list[FailureClass]
+    latency: dict[str, dict[str, float | None]]
+    data: DataCheck
+    load: LoadTarget
+    policy: Policy
+    faults: tuple[FaultWindow, ...] = ()
+    readiness: tuple[str, ...] = ()
+
+    @property
+    def switches(self) -> list[SwitchTally]:
+        return self.tally.switches
+
+
+Rule = Callable[[VerdictFacts], "list[Reason]"]
+
+
+# --------------------------------------------------------------------------------------------
+# Wording
+# --------------------------------------------------------------------------------------------
+
+def _n(count: int, singular: str, plural: str | None = None) -> str:
+    return f"{count:,} {singular if count == 1 else (plural or singular + 's')}"
+
+
+def _was(count: int) -> str:
+    return "was" if count == 1 else "were"
+
+
+def _dur(seconds: float) -> str:
+    if abs(seconds) < 0.1:
+        return f"{seconds * 1000:.0f} ms"
+    return f"{seconds:.1f} s"
+
+
+def pct_up(rate: float) -> str:
+    """A rate as a percentage with two significant digits, rounded UP (it is an upper bound:
+    rounding down would claim more than the data shows)."""
+    v = rate * 100.0
+    if v <= 0.0:
+        return "0%"
+    digits = max(0, 1 - math.floor(math.log10(v)))
+    scale = 10 ** digits
+    up = math.ceil(v * scale - 1e-9) / scale
+    text = f"{up:.{digits}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text + "%"
+
+
+def _examples(items: Sequence[str], cap: int) -> str:
+    shown = ", ".join(str(i) for i in items[:cap])
+    if len(items) > cap:
+        shown += f", ... ({len(items) - cap:,} more)"
+    return shown
+
+
+def _failure_noun(outcome: str, status: int, count: int) -> str:
+    if outcome == "reset":
+        return _n(count, "connection reset")
+    if outcome == "refused":
+        return _n(count, "connection refused", "connections refused")
+    if outcome == "timeout":
+        return _n(count, "timeout")
+    if outcome == "bad_body":
+        return _n(count, "bad or incomplete body", "bad or incomplete bodies")
+    if outcome == "http_error":
+        return _n(count, f"HTTP {status or 'error'} answer")
+    return _n(count, f"request with outcome '{outcome}'", f"requests with outcome '{outcome}'")
+
+
+def _nth(i: int, n: int) -> str:
+    """How a reason names one of several switches; nothing when there is only one."""
+    return "" if n == 1 else f"switch {i + 1} of {n}"
+
+
+def _which(c: Cutover, i: int, n: int) -> str:
+    """``_nth`` with the switch's versions, where the reason does not name them itself."""
+    return "" if n == 1 else f"{_nth(i, n)} ({c.old_version or '?'} -> {c.new_version or '?'})"
+
+
+def _cutover_head(f: VerdictFacts, i: int) -> str:
+    which = _which(f.switches[i].cutover, i, len(f.switches))
+    return f"cutover: {which}: " if which else "cutover: "
+
+
+# --------------------------------------------------------------------------------------------
+# What the rules share: failure classes placed after the timeline's events
+# --------------------------------------------------------------------------------------------
+
+def failure_classes(tally: Tally, events: Sequence[Event]) -> list[FailureClass]:
+    """One class per (outcome, status) in order of first appearance, each placed after the
+    latest event at or before its first failure (``events`` sorted by time)."""
+    times = [e.t for e in events]
+    out = []
+    for (outcome, status), c in sorted(tally.classes.items(), key=lambda kv: kv[1].first_t):
+        i = bisect.bisect_right(times, c.first_t) - 1
+        ev = events[i] if i >= 0 else None
+        out.append(FailureClass(outcome, status, c.count, c.first_t, c.last_t,
+                                ev.name if ev is not None else None,
+                                round(c.first_t - ev.t, 6) if ev is not None else None, ev))
+    return out
+
+
+def latency_summary(tally: Tally) -> dict[str, dict[str, float | None]]:
+    return {p: {"p50": round3(tally.latency[p].quantile(0.50)),
+                "p99": round3(tally.latency[p].quantile(0.99))} for p in PHASES}
+
+
+# --------------------------------------------------------------------------------------------
+# FAIL rules
+# --------------------------------------------------------------------------------------------
+
+def dropped_requests(f: VerdictFacts) -> list[Reason]:
+    """One reason per class of failed requests, placed after the event that preceded it."""
+    out = []
+    for c in f.classes:
+        ref_t = c.event.t if c.event is not None else f.tally.t0
+        ref = f"after {describe(c.event)}" if c.event is not None else "after the first request"
+        a, b = c.first_t - ref_t, c.last_t - ref_t  # type: ignore[operator]
+        when = f"at {_dur(a)}" if c.count == 1 or b == a else f"from {_dur(a)} to {_dur(b)}"
+        out.append(Reason(KIND_FAIL, f"{_failure_noun(c.outcome, c.status, c.count)} {when} {ref}"))
+    return out
+
+
+def unknown_versions(f: VerdictFacts) -> list[Reason]:
+    """Answers from a version the switch of their segment neither left nor went to."""
+    out = []
+    n = len(f.switches)
+    for (i, label), s in sorted(f.tally.unknown.items(), key=lambda kv: -kv[1].count):
+        c = f.switches[i].cutover
+        what = "without a version header" if label == NO_VERSION else f"from version '{label}'"
+        ex = f" (e.g. replica {s.replica})" if s.replica else ""
+        of = f" ({_nth(i, n)})" if n > 1 else ""
+        out.append(Reason(KIND_FAIL, f"unknown version: {_n(s.count, 'answer')} came {what}{ex}, "
+                                     f"neither old {c.old_version} nor new {c.new_version}{of}"))
+    return out
+
+
+def old_after_drain(f: VerdictFacts) -> list[Reason]:
+    """A request that started after a switch's old colour drained, answered by the old version."""
+    out = []
+    for i, sw in enumerate(f.switches):
+        b, c = sw.old_after_drain, sw.cutover
+        if b.count:
+            out.append(Reason(KIND_FAIL, (
+                f"{_cutover_head(f, i)}{_n(b.count, 'request')} that started after the old "
+                f"colour drained {_was(b.count)} answered by old version {c.old_version} "
+                f"(e.g. replica {b.replica or '?'}, started {_dur(b.t - c.t_drained)} "
+                f"after the drain)")))
+    return out
+
+
+def new_before_switch(f: VerdictFacts) -> list[Reason]:
+    """A request that started before a switch, answered by that switch's new version."""
+    out = []
+    for i, sw in enumerate(f.switches):
+        b, c = sw.new_before_switch, sw.cutover
+        if b.count:
+            out.append(Reason(KIND_FAIL, (
+                f"{_cutover_head(f, i)}{_n(b.count, 'request')} that started before the switch "
+                f"{_was(b.count)} answered by new version {c.new_version} "
+                f"(e.g. replica {b.replica or '?'}, started {_dur(c.t_switch - b.t)} "
+                f"before the switch)")))
+    return out
+
+
+def new_never_answered(f: VerdictFacts) -> list[Reason]:
+    """After a switch, requests were answered, but never by the new version."""
+    return [Reason(KIND_FAIL, f"{_cutover_head(f, i)}new version {sw.cutover.new_version} "
+                              f"answered none of the {sw.answered_after_switch:,} requests "
+                              f"answered after the switch")
+            for i, sw in enumerate(f.switches)
+            if sw.answered_after_switch and not sw.new_after_switch and sw.versions_differ]
+
+
+def data_loss(f: VerdictFacts) -> list[Reason]:
+    """Acknowledged payments missing, changed, or paid twice for one idempotency key."""
+    d, cap = f.data, f.policy.max_examples
+    of_acked = f"of {_n(d.acknowledged, 'acknowledged payment')}"
+    out = []
+    if d.missing:
+        out.append(f"data loss: {len(d.missing):,} {of_acked} "
+                   f"{'is' if len(d.missing) == 1 else 'are'} missing: "
+                   f"{_examples(d.missing, cap)}")
+    if d.mismatched:
+        out.append(f"data loss: {len(d.mismatched):,} {of_acked} came back with another "
+                   f"amount: {_examples(d.mismatched, cap)}")
+    if d.duplicated_keys:
+        out.append(f"data loss: {_n(len(d.duplicated_keys), 'idempotency key')} produced more "
+                   f"than one payment: {_examples(d.duplicated_keys, cap)}")
+    return [Reason(KIND_FAIL, text) for text in out]
+
+
+def latency(f: VerdictFacts) -> list[Reason]:
+    """p99 above the policy's limit in any phase, or above its ratio to the p99 before."""
+    return [Reason(KIND_FAIL, t) for t in _latency_limit(f) + _latency_ratio(f)]
+
+
+def _latency_limit(f: VerdictFacts) -> list[str]:
+    limit = f.policy.latency_p99_limit_ms
+    if limit is None:
+        return []
+    return [f"latency regression: p99 {_PHASE_WORDS[p]} was {p99:,.0f} ms, above the "
+            f"{limit:,.0f} ms limit"
+            for p in PHASES if (p99 := f.latency[p]["p99"]) is not None and p99 > limit]
+
+
+def _latency_ratio(f: VerdictFacts) -> list[str]:
+    ratio, base = f.policy.latency_p99_ratio, f.latency["before"]["p99"]
+    if ratio is None or not base:
+        return []
+    return [f"latency regression: p99 {_PHASE_WORDS[p]} was {p99 / base:.1f}x the p99 before "
+            f"the switch ({p99:,.0f} ms vs {base:,.0f} ms), above the {ratio:g}x limit"
+            for p in ("during", "after")
+            if (p99 := f.latency[p]["p99"]) is not None
+            and p99 >= f.policy.latency_ratio_floor_ms and p99 > ratio * base]
+
+
+# --------------------------------------------------------------------------------------------
+# INCONCLUSIVE rules: could the run show anything?
+# --------------------------------------------------------------------------------------------
+
+def ledger_empty(f: VerdictFacts) -> list[Reason]:
+    return ([Reason(KIND_INCONCLUSIVE, "inconclusive: the ledger holds no request")]
+            if f.tally.total == 0 else [])
+
+
+def load_short(f: VerdictFacts) -> list[Reason]:
+    """The generator did not reach the share of its target the policy needs."""
+    load, need = f.load, f.policy.min_load_fraction
+    if not (load.target_rps > 0 and load.achieved_rps < need * load.target_rps):
+        return []
+    return [Reason(KIND_INCONCLUSIVE,
+                   f"inconclusive: the load reached {load.achieved_rps:,.1f} req/s of the "
+                   f"{load.target_rps:,.1f} targeted ({load.achieved_rps / load.target_rps:.0%};"
+                   f" the policy needs {need:.0%})")]
+
+
+def generator_saturated(f: VerdictFacts) -> list[Reason]:
+    if not f.load.saturated:
+        return []
+    return [Reason(KIND_INCONCLUSIVE,
+                   "inconclusive: the load generator was saturated (it ran out of CPU, so its "
+                   "timings and rate are suspect)" + (f": {f.load.detail}" if f.load.detail else ""))]
+
+
+def switch_missing(f: VerdictFacts) -> list[Reason]:
+    """A switch the scenario began but never made (no t_switch)."""
+    n = len(f.switches)
+    return [Reason(KIND_INCONCLUSIVE,
+                   f"inconclusive: {_which(sw.cutover, i, n) or 'the switch'} never happened "
+                   f"(the scenario reported no t_switch)")
+            for i, sw in enumerate(f.switches) if sw.cutover.t_switch is None]
+
+
+def window_thin(f: VerdictFacts) -> list[Reason]:
+    """Too few requests started within a switch window to show anything about it."""
+    out, n, need = [], len(f.switches), f.policy.min_requests_in_window
+    for i, sw in enumerate(f.switches):
+        c = sw.cutover
+        if c.t_switch is None or sw.in_window >= need:
+            continue
+        which = "the switch window" if n == 1 else f"the window of {_nth(i, n)}"
+        span = (f"{which} ({_dur(c.t_drained - c.t_switch)})" if c.t_drained is not None
+                else f"{which} (after the switch)")
+        out.append(Reason(KIND_INCONCLUSIVE,
+                          f"inconclusive: only {_n(sw.in_window, 'request')} started within "
+                          f"{span}; the policy needs {need:,}"))
+    return out
+
+
+def data_check_error(f: VerdictFacts) -> list[Reason]:
+    """The data check itself could not run; ``DataCheck.error`` holds the cause only."""
+    if not f.data.error:
+        return []
+    return [Reason(KIND_INCONCLUSIVE, f"inconclusive: the data check could not run: {f.data.error}")]
+
+
+def versions_unnamed(f: VerdictFacts) -> list[Reason]:
+    n = len(f.switches)
+    out = []
+    for i, sw in enumerate(f.switches):
+        if sw.named:
+            continue
+        c = sw.cutover
+        of = f" for {_nth(i, n)}" if n > 1 else ""
+        out.append(Reason(KIND_INCONCLUSIVE,
+                          f"inconclusive: the scenario did not name both versions{of} (old "
+                          f"{c.old_version or '?'}, new {c.new_version or '?'}), so no answer "
+                          f"can be attributed to a side of the switch"))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Notes
+# --------------------------------------------------------------------------------------------
+
+def readiness_findings(f: VerdictFacts) -> list[Reason]:
+    """What the readiness lint found in the live objects before the switch: it explains a FAIL
+    and warns on a PASS (a risk that did not bite this time)."""
+    found = [str(e.detail.get("finding", e.detail)) for e in f.events
+             if e.name == EventName.READINESS_FINDING and isinstance(e.detail, dict)]
+    found += [x for x in f.readiness if x not in found]  # the events already carry most
+    return [Reason(KIND_NOTE, f"readiness lint: {x}") for x in found]
+
+
+RULES: tuple[Rule, ...] = (
+    dropped_requests, unknown_versions, old_after_drain, new_before_switch, new_never_answered,
+    data_loss, latency,
+    ledger_empty, load_short, generator_saturated, switch_missing, window_thin,
+    data_check_error, versions_unnamed,
+    readiness_findings,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# The summary lines: the bound on the failure rate, and what a PASS saw
+# --------------------------------------------------------------------------------------------
+
+def failure_bound(f: VerdictFacts) -> float | None:
+    return clopper_pearson_upper(f.tally.failed, f.tally.total, f.policy.confidence)
+
+
+def bound_reason(f: VerdictFacts, upper: float | None) -> list[str]:
+    if upper is None:
+        return []
+    return [f"{_n(f.tally.failed, 'failure')} in {_n(f.tally.total, 'request')}: the failure "
+            f"rate is below {pct_up(upper)} with {f.policy.confidence:.0%} confidence"]
+
+
+def pass_reasons(f: VerdictFacts) -> list[str]:
+    """What a PASS saw: each switch happen, and every acknowledged payment kept."""
+    n = len(f.switches)
+    out = [_cutover_seen(sw, i, n) for i, sw in enumerate(f.switches)
+           if sw.cutover.t_switch is not None]
+    out.append(f"no data lost: all {_n(f.data.acknowledged, 'acknowledged payment')} found "
+               f"with their amounts, no idempotency key paid twice")
+    return out
+
+
+def _cutover_seen(sw: SwitchTally, i: int, n: int) -> str:
+    c = sw.cutover
+    old_for = (f"old version {c.old_version} answered until {_dur(sw.t_last_old - c.t_switch)} "
+               f"after the switch" if sw.t_last_old is not None
+               else f"old version {c.old_version} answered nothing after the switch")
+    new_for = (f"new version {c.new_version} answered every request that started after the "
+               f"drain" if c.t_drained is not None
+               else f"new version {c.new_version} answered after the switch")
+    head = "cutover seen" if n == 1 else f"cutover seen ({_which(c, i, n)})"
+    return (f"{head}: {old_for}; {new_for}; {_n(sw.in_window, 'request')} started within the "
+            f"switch window")

@@ -1,0 +1,285 @@
+"""The verdict's single streaming pass: ``Tally.add(record)`` once per ledger record, counters
+and bounded summaries only, so a ledger of millions of lines is judged in constant memory (plus
+one small bucket per second of run time for the chart).
+
+A slice may hold several switches (``Cutover``s, in order: ten switches back and forth, canary
+stages). The switches cut the run into segments: before the first switch, then from each
+switch to the next. A request belongs to the segment its ``t_start`` falls in, and its phase is
+``before`` (no switch yet), ``during`` (within the segment's switch window, up to that switch's
+drain) or ``after`` (past that drain). Versions are judged per switch: the old version may
+answer until its drain, the new version from its switch on; in a segment only that switch's
+versions and the next switch's are expected, anything else is an unknown version there.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from zerodrop.records.ledger import LedgerRecord
+from zerodrop.records.results import Cutover
+from zerodrop.reports.stats import LogHistogram, Quantiles
+
+PHASES = ("before", "during", "after")
+NO_VERSION = "(none)"  # an answer without an X-App-Version header
+OTHER_VERSIONS = "(other versions)"
+MAX_VERSION_LABELS = 100  # distinct unknown versions tracked one by one; the rest are pooled
+NO_CUTOVER = Cutover("", "", None, None)
+
+
+@dataclass(frozen=True)
+class Series:
+    """Per-second buckets for the chart, keyed by the whole second of t_start (absolute clock).
+    Only seconds that saw a request are listed. ``ok_by_version`` counts ok answers."""
+
+    t0: float | None                    # the first request's t_start
+    seconds: list[int]
+    ok_by_version: dict[str, list[int]]
+    failed: list[int]
+    p99_ms: list[float | None]
+
+
+@dataclass
+class Breach:
+    """Requests that crossed a switch boundary: how many, and the one closest to the boundary
+    (the example a reason quotes)."""
+
+    count: int = 0
+    t: float | None = None
+    replica: str = ""
+
+    def add(self, t: float, replica: str, closest_is_latest: bool) -> None:
+        self.count += 1
+        if self.t is None or (t > self.t if closest_is_latest else t < self.t):
+            self.t, self.replica = t, replica
+
+
+@dataclass
+class FailureTally:
+    """One class of failed requests (same outcome and status): count, first and last seen."""
+
+    count: int
+    first_t: float
+    last_t: float
+
+    def add(self, seen: float) -> None:
+        self.count += 1
+        self.first_t = min(self.first_t, seen)
+        self.last_t = max(self.last_t, seen)
+
+
+@dataclass
+class Sighting:
+    """Answers from a version not expected where they came: count, earliest, an example."""
+
+    count: int
+    t: float
+    replica: str
+
+
+@dataclass
+class SwitchTally:
+    """What the pass learns about one switch."""
+
+    cutover: Cutover
+    in_window: int = 0              # requests that started within [t_switch, t_drained]
+    answered_after_switch: int = 0  # answered requests of this switch's segment
+    new_after_switch: int = 0       # ... answered by its new version
+    t_first_new: float | None = None
+    t_last_old: float | None = None
+    old_after_drain: Breach = field(default_factory=Breach)
+    new_before_switch: Breach = field(default_factory=Breach)
+
+    @property
+    def named(self) -> bool:
+        return bool(self.cutover.old_version and self.cutover.new_version)
+
+    @property
+    def versions_differ(self) -> bool:
+        return self.named and self.cutover.old_version != self.cutover.new_version
+
+    def saw_new(self, t_end: float) -> None:
+        if self.t_first_new is None or t_end < self.t_first_new:
+            self.t_first_new = t_end
+
+    def saw_old(self, t_end: float) -> None:
+        if self.t_last_old is None or t_end > self.t_last_old:
+            self.t_last_old = t_end
+
+
+class _Second:
+    __slots__ = ("ok_by_version", "failed", "hist")
+
+    def __init__(self) -> None:
+        self.ok_by_version: dict[str, int] = {}
+        self.failed = 0
+        self.hist = LogHistogram()
+
+
+class Tally:
+    """Everything the verdict keeps while streaming; ``add`` each record once, in any order."""
+
+    def __init__(self, cutovers: Sequence[Cutover], exact_quantile_cap: int = 50_000) -> None:
+        self.cutovers = tuple(cutovers) or (NO_CUTOVER,)
+        self.switches = [SwitchTally(c) for c in self.cutovers]
+        # without both names no answer can be attributed: judged INCONCLUSIVE, not "unknown"
+        self.versions_named = all(s.named for s in self.switches)
+        self._switched = [i for i, c in enumerate(self.cutovers) if c.t_switch is not None]
+        self._switch_ts = [self.cutovers[i].t_switch for i in self._switched]
+        self.total = 0
+        self.failed = 0
+        self.t0: float | None = None
+        self.by_outcome: dict[str, int] = {}
+        self.classes: dict[tuple[str, int], FailureTally] = {}
+        self.served: dict[str, int] = {}
+        self.unknown: dict[tuple[int, str], Sighting] = {}  # (switch index, version) -> ...
+        self.latency = {p: Quantiles(exact_quantile_cap) for p in PHASES}
+        self.seconds: dict[int, _Second] = {}
+
+    # -- where a request falls ----------------------------------------------------------------
+
+    def segment(self, t: float) -> int:
+        """The index of the last switch at or before ``t``; -1 before the first switch."""
+        k = bisect.bisect_right(self._switch_ts, t)
+        return self._switched[k - 1] if k else -1
+
+    def phase(self, segment: int, t: float) -> str:
+        if segment < 0:
+            return "before"
+        drained = self.cutovers[segment].t_drained
+        return "during" if drained is None or t <= drained else "after"
+
+    # -- the pass -------------------------------------------------------------------------------
+
+    def add(self, r: LedgerRecord) -> None:
+        t = r.t_start
+        self.total += 1
+        if self.t0 is None or t < self.t0:
+            self.t0 = t
+        seg = self.segment(t)
+        phase = self.phase(seg, t)
+        if phase == "during":
+            self.switches[seg].in_window += 1
+        sec = self._second(t)
+        ok = not r.failed
+        if ok:
+            self._add_ok(r, phase, sec)
+        else:
+            self._add_failure(r, sec)
+        if r.status or r.version:
+            self._add_answer(r, seg)
+        if self.versions_named:
+            self._check_version(r, seg, ok)
+
+    def _second(self, t: float) -> _Second:
+        key = math.floor(t)
+        sec = self.seconds.get(key)
+        if sec is None:
+            sec = self.seconds[key] = _Second()
+        return sec
+
+    def _add_ok(self, r: LedgerRecord, phase: str, sec: _Second) -> None:
+        ms = r.latency_ms
+        self.latency[phase].add(ms)
+        sec.hist.add(ms)
+        label = r.version or NO_VERSION
+        sec.ok_by_version[label] = sec.ok_by_version.get(label, 0) + 1
+
+    def _add_failure(self, r: LedgerRecord, sec: _Second) -> None:
+        self.failed += 1
+        sec.failed += 1
+        self.by_outcome[r.outcome] = self.by_outcome.get(r.outcome, 0) + 1
+        # A failure is placed when it was SEEN (t_end): a request in flight when a replica was
+        # killed started before the kill but failed because of it. A timeout's t_end is only
+        # the client's deadline, so it is placed where it went unanswered: t_start.
+        seen = r.t_start if r.outcome == "timeout" else r.t_end
+        key = (r.outcome, int(r.status or 0))
+        cls = self.classes.get(key)
+        if cls is None:
+            self.classes[key] = FailureTally(1, seen, seen)
+        else:
+            cls.add(seen)
+
+    def _add_answer(self, r: LedgerRecord, seg: int) -> None:
+        label = r.version or NO_VERSION
+        self.served[label] = self.served.get(label, 0) + 1
+        if seg >= 0:
+            sw = self.switches[seg]
+            sw.answered_after_switch += 1
+            if r.version == sw.cutover.new_version:
+                sw.new_after_switch += 1
+
+    def _check_version(self, r: LedgerRecord, seg: int, ok: bool) -> None:
+        """Attribute the answering version to this segment's switch (after it) or the next one
+        (before it); an answer neither expects is an unknown version here."""
+        if not r.version:
+            if ok:  # an ok answer must say who gave it
+                self._note_unknown(max(seg, 0), NO_VERSION, r)
+            return
+        here = self.switches[seg] if seg >= 0 else None
+        ahead = self.switches[seg + 1] if seg + 1 < len(self.switches) else None
+        if here is not None and _after_switch(here, r):
+            return
+        if ahead is not None and _before_switch(ahead, r):
+            return
+        self._note_unknown(max(seg, 0), r.version, r)
+
+    def _note_unknown(self, switch: int, label: str, r: LedgerRecord) -> None:
+        key = (switch, label)
+        seen = self.unknown.get(key)
+        if seen is None and len(self.unknown) >= MAX_VERSION_LABELS:
+            key = (switch, OTHER_VERSIONS)
+            seen = self.unknown.get(key)
+        if seen is None:
+            self.unknown[key] = Sighting(1, r.t_start, r.replica)
+            return
+        seen.count += 1
+        if r.t_start < seen.t:
+            seen.t, seen.replica = r.t_start, r.replica
+
+    # -- results ----------------------------------------------------------------------------------
+
+    def series(self) -> Series:
+        secs = sorted(self.seconds)
+        versions = sorted({v for s in self.seconds.values() for v in s.ok_by_version})
+        return Series(
+            t0=self.t0,
+            seconds=secs,
+            ok_by_version={v: [self.seconds[s].ok_by_version.get(v, 0) for s in secs]
+                           for v in versions},
+            failed=[self.seconds[s].failed for s in secs],
+            p99_ms=[round3(self.seconds[s].hist.quantile(0.99)) for s in secs],
+        )
+
+
+def _after_switch(sw: SwitchTally, r: LedgerRecord) -> bool:
+    """A request of ``sw``'s segment: its new version is expected, its old one until the drain."""
+    c = sw.cutover
+    if r.version == c.new_version:
+        sw.saw_new(r.t_end)
+        return True
+    if r.version != c.old_version:
+        return False
+    sw.saw_old(r.t_end)
+    if sw.versions_differ and c.t_drained is not None and r.t_start > c.t_drained:
+        sw.old_after_drain.add(r.t_start, r.replica, closest_is_latest=False)
+    return True
+
+
+def _before_switch(sw: SwitchTally, r: LedgerRecord) -> bool:
+    """A request before ``sw``'s switch: its old version is expected, its new one is early."""
+    c = sw.cutover
+    if r.version == c.new_version:
+        sw.saw_new(r.t_end)
+        if sw.versions_differ and c.t_switch is not None and r.t_start < c.t_switch:
+            sw.new_before_switch.add(r.t_start, r.replica, closest_is_latest=True)
+        return True
+    if r.version != c.old_version:
+        return False
+    sw.saw_old(r.t_end)
+    return True
+
+
+def round3(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
