@@ -2,7 +2,16 @@
 (pyproject.toml), so ``pip install zerodrop`` is all another repository needs: its options
 appear under "zerodrop" in ``pytest --help``.
 
-It is made of small plugins: ``core`` (options of the suites, the target, session hooks) and
-``proofs`` (options and fixtures of the zero-downtime proofs).
+It is made of small plugins: ``core`` (the options, the target through the registry, the
+session hooks) and ``proofs`` (the load's options, proofs deselected where nothing can switch),
+and the fixtures that stand things up: ``fixtures.session`` (the run's session on its target),
+``fixtures.targets`` (the suites' deployment and its client) and ``fixtures.proofs`` (a platform
+per proof and what a proof needs around it).
 """
-pytest_plugins = ["zerodrop.plugin.core", "zerodrop.plugin.proofs"]
+pytest_plugins = [
+    "zerodrop.plugin.core",
+    "zerodrop.plugin.proofs",
+    "zerodrop.fixtures.session",
+    "zerodrop.fixtures.targets",
+    "zerodrop.fixtures.proofs",
+]

@@ -1,79 +1,58 @@
-"""The zerodrop pytest plugin: options, the target a suite runs against, and its wiring.
+"""The zerodrop pytest plugin: its options and the session hooks of a run.
 
-Registered by the root conftest.py. Options live in one named group; session-wide state in
-typed StashKeys; only the controller (never an xdist worker) owns session artefacts and the
-shared local platform.
+Options live in one named group, "zerodrop"; each target's own options come from its provider
+(``platforms.registry``). The run's target is resolved through the registry only: the
+controller acquires it before any xdist worker starts, and a target that cannot be used stops
+the run with one line and exit 3, before any test. Session state lives in typed StashKeys;
+only the controller (never a worker) owns session artefacts.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import shutil
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from zerodrop.checks.api import Api
-from zerodrop.fixtures import cluster as kube
-from zerodrop.platforms.kubernetes.providers import Cluster, ProviderError
-from zerodrop.platforms.base import COLORS, PlatformError, Target
-from zerodrop.fixtures.targets import (TARGETS, LocalOptions, TargetError, acquire_local, release_local, url_target)
 from zerodrop.checks.checkfile import Check, CheckFileError, load_checks
+from zerodrop.fixtures.proofs import OUT_DIR
+from zerodrop.fixtures.session import (end_run, is_worker, provider_of, session_key, session_of,
+                                       start_run, worker_input)
+from zerodrop.fixtures.targets import resolve_target
+from zerodrop.platforms import registry
+from zerodrop.platforms.base import COLORS, PlatformError, Target
+from zerodrop.platforms.provider import TargetError
 
 import zerodrop.suites as _suites
 
 SUITES = Path(_suites.__file__).resolve().parent
+SUITES_MODULE = _suites.__name__
+# the suites' markers, registered here so that an installed zerodrop runs with --strict-markers
+MARKERS = (
+    "smoke: the seed's smoke-tests.sh checks",
+    "post_deploy: the seed's post-deployment-tests.py checks",
+    "custom: checks a team lists in a --checks file",
+    "zero_downtime: a switch or rollback under load, judged request by request",
+)
 DEFAULT_CHECKS = SUITES / "custom" / "payment-service.checks.toml"
-OUT_DIR = Path("reports") / "out"  # under the directory pytest runs from (its rootdir)
+TARGET_UNUSABLE = 3  # exit status: the target cannot be used (usage errors are pytest's 4)
 
-
-@dataclass(frozen=True)
-class Settings:
-    """The suite-facing knobs, read once from the command line."""
-
-    min_success_rate: float
-    brief_load_requests: int
-    brief_load_concurrency: int
-    concurrent_requests: int
-    concurrent_workers: int
-    payment_timeout: float
-    request_timeout: float
-
-
-shared_dir_key = pytest.StashKey[Path]()
-owns_shared_key = pytest.StashKey[bool]()
 checks_key = pytest.StashKey[list[Check]]()
-target_key = pytest.StashKey[Target]()
-run_id_key = pytest.StashKey[str]()
-cluster_key = pytest.StashKey[Cluster]()
-session_platform_key = pytest.StashKey[object]()
+target_key = pytest.StashKey[Target]()      # as resolved before the tests, for the evidence
+failure_key = pytest.StashKey[str]()        # why the target cannot be used: the run stops
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("zerodrop", "zerodrop: where the suites run and how hard they check")
-    g.addoption("--target", choices=TARGETS, default="local",
-                help="where the suites run: local (default: blue and green stood up as real "
-                     "processes on this machine), url (a running deployment, with --base-url), "
-                     "kind (a kind cluster on this machine) or kubeconfig (an existing cluster, "
-                     "with --kubeconfig and --allow-context)")
-    g.addoption("--base-url", default=os.environ.get("ZERODROP_BASE_URL", ""),
-                help="--target url: the Service address, e.g. http://127.0.0.1:8080 "
-                     "[env ZERODROP_BASE_URL]")
+    g.addoption("--target", choices=registry.names(), default=registry.DEFAULT,
+                help=registry.target_help())
     g.addoption("--token", default=os.environ.get("ZERODROP_TOKEN", "test-token"),
                 help="API bearer token (default test-token, the seed's) [env ZERODROP_TOKEN]")
-    g.addoption("--preview-url", action="append", default=[], metavar="COLOR=URL",
-                help="--target url: the address of one colour only (repeatable), for --preview")
     g.addoption("--preview", choices=COLORS, default=None, dest="zd_preview",
                 help="aim the suites at one colour's preview address instead of the Service "
                      "(test the idle colour before a switch, as the seed's smoke-tests.sh does)")
     g.addoption("--replicas", type=int, default=2,
                 help="local/kind/kubeconfig: replicas per colour (default 2)")
-    g.addoption("--service-port", type=int, default=0,
-                help="--target local: Service port on 127.0.0.1 (default: a free port)")
     g.addoption("--local-faults", default="{}", metavar="JSON",
                 help='local/kind/kubeconfig: start with fault knobs on, per colour, e.g. '
                      '\'{"blue": {"error_rate": 0.1}}\' (negative controls, game days)')
@@ -81,8 +60,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="local/kind/kubeconfig: seconds a platform may take to become ready "
                      "(default 60)")
     g.addoption("--checks", type=Path, default=None,
-                help=f"extra checks file (TOML/JSON) for suites/custom; default: "
-                     f"the payment-service checks shipped in suites/custom")
+                help="extra checks file (TOML/JSON) for suites/custom; default: "
+                     "the payment-service checks shipped in suites/custom")
     g.addoption("--min-success-rate", type=float, default=95.0,
                 help="brief load and concurrency checks: minimum %% of 2xx answers (default 95, "
                      "the seed's)")
@@ -98,15 +77,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="seconds a payment may stay pending before the flow check fails (default 60)")
     g.addoption("--request-timeout", type=float, default=10.0,
                 help="seconds one HTTP request may take (default 10)")
-    kube.add_options(g)
+    registry.add_options(g)
 
 
 def _runs_suites(config: pytest.Config) -> bool:
-    """Allure evidence by default for the verification suites, not for the harness's tests."""
-    suites = SUITES
+    """Whether this run holds the verification suites (by path, or as ``--pyargs
+    zerodrop.suites[.x]`` the way ``zerodrop verify`` names them): they get Allure evidence by
+    default and a target resolved up front; the harness's own tests get neither."""
     for arg in config.args:
-        path = Path(arg.split("::")[0]).resolve()
-        if path == suites or suites in path.parents or path in suites.parents:
+        name = arg.split("::")[0]
+        if config.option.pyargs and (name == SUITES_MODULE or
+                                     name.startswith(SUITES_MODULE + ".")):
+            return True
+        path = Path(name).resolve()
+        if path == SUITES or SUITES in path.parents or path in SUITES.parents:
             return True
     return False
 
@@ -128,12 +112,35 @@ def deselect(config: pytest.Config, items: list[pytest.Item], drop) -> int:
     return len(dropped)
 
 
-def is_worker(config: pytest.Config) -> bool:
-    return hasattr(config, "workerinput")
+def parallel(config: pytest.Config) -> bool:
+    """The run has pytest-xdist workers (or is one)."""
+    o = config.option
+    return is_worker(config) or (getattr(o, "dist", "no") != "no" and bool(getattr(o, "tx", None)))
+
+
+def check_faults(text: str) -> None:
+    """--local-faults: JSON, per colour, knobs the reference service knows, before anything
+    starts (a misspelt knob would otherwise crash every replica until the ready timeout)."""
+    try:
+        faults = json.loads(text)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--local-faults is not valid JSON: {exc}") from None
+    if not isinstance(faults, dict) or not set(faults) <= set(COLORS) or not all(
+            isinstance(v, dict) for v in faults.values()):
+        raise pytest.UsageError('--local-faults takes {"blue"|"green": {knob: value}}, '
+                                f"got {text}")
+    from zerodrop.payment_service.faults import FaultError, validate
+    for color, knobs in faults.items():
+        try:
+            validate(knobs)
+        except FaultError as exc:
+            raise pytest.UsageError(f"--local-faults {color}: {exc}") from None
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
     if getattr(config.option, "allure_report_dir", "missing") is None and _runs_suites(config):
         config.option.allure_report_dir = str(config.rootpath / OUT_DIR / "allure-results")
     opts = config.option
@@ -141,79 +148,71 @@ def pytest_configure(config: pytest.Config) -> None:
                      concurrent_requests=1, concurrent_workers=1)
     if not 0 <= opts.min_success_rate <= 100:
         raise pytest.UsageError(f"--min-success-rate must be 0..100, got {opts.min_success_rate}")
-    if not 0 <= opts.service_port <= 65535:
-        raise pytest.UsageError(f"--service-port must be 0..65535, got {opts.service_port}")
+    check_faults(opts.local_faults)
     try:
-        faults = json.loads(opts.local_faults)
+        provider_of(config).check_options(opts, parallel=parallel(config))
     except ValueError as exc:
-        raise pytest.UsageError(f"--local-faults is not valid JSON: {exc}") from None
-    if not isinstance(faults, dict) or not set(faults) <= set(COLORS) or not all(
-            isinstance(v, dict) for v in faults.values()):
-        raise pytest.UsageError('--local-faults takes {"blue"|"green": {knob: value}}, '
-                                f"got {opts.local_faults}")
-    for item in opts.preview_url:
-        if "=" not in item:
-            raise pytest.UsageError(f"--preview-url takes COLOR=URL, got {item!r}")
-    kube.usage_check(opts)
+        raise pytest.UsageError(str(exc)) from None
     try:
         config.stash[checks_key] = load_checks(opts.checks or DEFAULT_CHECKS)
     except CheckFileError as exc:
         raise pytest.UsageError(str(exc)) from None
-    if is_worker(config):
-        config.stash[shared_dir_key] = Path(config.workerinput["zerodrop_shared"])
-        config.stash[owns_shared_key] = False
-        config.stash[run_id_key] = config.workerinput["zerodrop_run_id"]
-        if "zerodrop_cluster" in config.workerinput:
-            config.stash[cluster_key] = Cluster(**config.workerinput["zerodrop_cluster"])
-    else:
-        config.stash[shared_dir_key] = Path(tempfile.mkdtemp(prefix="zerodrop-session-"))
-        config.stash[owns_shared_key] = True
-        config.stash[run_id_key] = kube.new_run_id()
+    start_run(config)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Resolve the target once, in the controller, before any xdist worker starts: a target
-    that cannot be used stops the run here with one line, and every worker gets the same
-    deployment (no worker stands up a platform of its own)."""
+    """Acquire the target once, in the controller, before any xdist worker starts, and
+    resolve the suites' deployment up front: every worker gets the same one. A target that
+    cannot be used is remembered here and stops the run before collection (see below)."""
     config = session.config
-    if not is_worker(config) and _runs_suites(config):
-        try:
-            if config.option.target in kube.KUBE_TARGETS:
-                _acquire_cluster(config)
-            config.stash[target_key] = _resolve(config)
-        except (TargetError, PlatformError, ProviderError) as exc:
-            pytest.exit(f"zerodrop: {exc}", returncode=3)
+    if is_worker(config):
+        return
+    try:
+        session_of(config)
+        if _runs_suites(config):
+            config.stash[target_key] = resolve_target(config)
+    except (TargetError, PlatformError) as exc:
+        config.stash[failure_key] = f"zerodrop: {exc}"
 
 
-def _acquire_cluster(config: pytest.Config) -> None:
-    """The cluster, once per run, in the controller; leftovers of dead runs are swept."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    say = reporter.write_line if reporter else print
-    cluster = kube.acquire(config.option, config.stash[shared_dir_key])
-    config.stash[cluster_key] = cluster
-    what = "created" if cluster.created else "reusing"
-    say(f"zerodrop: {what} {cluster.kind} cluster {cluster.name}; run {config.stash[run_id_key]}")
-    swept = kube.sweep(cluster, config.stash[run_id_key])
-    if swept:
-        say(f"zerodrop: swept {len(swept)} namespace(s) of earlier runs: {', '.join(swept)}")
+# A target that cannot be used: said once, and no test runs. pytest.exit() from
+# pytest_sessionstart would say it twice (pytest writes "Exit: ..." to stderr and the terminal
+# reporter repeats it in its closing "!!! ... !!!" line), so the run stops here instead, and
+# the exit status is set where pytest reads it last.
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: pytest.Session) -> bool | None:
+    failure = session.config.stash.get(failure_key, None)
+    if failure is None:
+        return None
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(failure, red=True)
+    else:
+        print(failure)
+    session.items = []
+    return True
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    return True if failure_key in session.config.stash else None
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node) -> None:  # xdist controller: hand the target to each worker
-    node.workerinput["zerodrop_shared"] = str(node.config.stash[shared_dir_key])
-    node.workerinput["zerodrop_owner_pid"] = os.getpid()
-    node.workerinput["zerodrop_run_id"] = node.config.stash[run_id_key]
-    cluster = node.config.stash.get(cluster_key, None)
-    if cluster is not None:
-        node.workerinput["zerodrop_cluster"] = dataclasses.asdict(cluster)
-    resolved = node.config.stash.get(target_key, None)
-    if resolved is not None:
-        node.workerinput["zerodrop_target"] = dataclasses.asdict(resolved)
+def pytest_configure_node(node) -> None:  # xdist controller: hand the run to each worker
+    node.workerinput.update(worker_input(node.config))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """The controller writes the Allure environment and categories (never a worker)."""
     config = session.config
+    if failure_key in config.stash:
+        session.exitstatus = TARGET_UNUSABLE
+        return
+    _write_environment(config)
+
+
+def _write_environment(config: pytest.Config) -> None:
+    """The controller writes the Allure environment and categories (never a worker)."""
     results = getattr(config.option, "allure_report_dir", None)
     if is_worker(config) or not results:
         return
@@ -222,111 +221,25 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     o = config.option
     resolved = config.stash.get(target_key, None)
     props = {"zerodrop.target": o.target,
-             "zerodrop.base_url": resolved.base_url if resolved else (o.base_url or "per test"),
+             "zerodrop.base_url": resolved.base_url if resolved else "per test",
              "zerodrop.preview": o.zd_preview or "", "zerodrop.replicas": o.replicas,
              "load.users": o.load_users, "load.rate": o.load_rate,
              "load.workers": o.load_workers, "python": host.python_version(),
              "machine": f"{host.system()} {host.machine()}, {os.cpu_count()} cores"}
-    cluster = config.stash.get(cluster_key, None)
-    if cluster is not None:  # never the kubeconfig's contents: names only
-        props["zerodrop.cluster"] = f"{cluster.kind} {cluster.name} (context {cluster.context})"
-        props["zerodrop.run"] = config.stash[run_id_key]
-        props["load.from"] = o.load_from
+    if session_key in config.stash:
+        props.update(provider_of(config).environment(config.stash[session_key], o))
     write_environment(Path(results), props)
     write_categories(Path(results))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if config.stash.get(owns_shared_key, False):
-        platform = config.stash.get(session_platform_key, None)
-        if platform is not None:
-            platform.teardown()
-        cluster = config.stash.get(cluster_key, None)
-        if cluster is not None:
-            kube.finish(cluster, config.stash[run_id_key])
-        shared = config.stash[shared_dir_key]
-        release_local(shared)
-        shutil.rmtree(shared, ignore_errors=True)
+    end_run(config)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     o = config.option
-    where = {"url": o.base_url, "local": f"local platform, {o.replicas} replicas/colour",
-             "kind": f"kind cluster {o.kind_cluster}, {o.replicas} replicas/colour",
-             "kubeconfig": f"{o.kubeconfig} context {o.context or '(current)'}"}[o.target]
     aim = f", aimed at {o.zd_preview}" if o.zd_preview else ""
-    return [f"zerodrop: target {o.target} ({where}{aim})"]
-
-
-def _settings(config: pytest.Config) -> Settings:
-    o = config.option
-    return Settings(o.min_success_rate, o.brief_load_requests, o.brief_load_concurrency,
-                    o.concurrent_requests, o.concurrent_workers, o.payment_timeout,
-                    o.request_timeout)
-
-
-@pytest.fixture(scope="session")
-def zd_settings(pytestconfig: pytest.Config) -> Settings:
-    return _settings(pytestconfig)
-
-
-def _resolve(config: pytest.Config) -> Target:
-    o = config.option
-    if o.target == "local":
-        owner = config.workerinput["zerodrop_owner_pid"] if is_worker(config) else os.getpid()
-        t = acquire_local(config.stash[shared_dir_key], owner,
-                          LocalOptions(o.replicas, o.service_port, o.token, o.ready_timeout,
-                                       o.local_faults))
-    elif o.target in kube.KUBE_TARGETS:
-        if is_worker(config) or cluster_key not in config.stash:
-            raise TargetError(f"--target {o.target}: the cluster is acquired by the pytest "
-                              f"controller before the suites run; run them from suites/")
-        from zerodrop.platforms.kubernetes.platform import new_namespace, stand_up
-        platform = stand_up(config.stash[cluster_key], kube_config(config),
-                            new_namespace(config.stash[run_id_key], "s"),
-                            faults=json.loads(o.local_faults))
-        config.stash[session_platform_key] = platform
-        t = platform.target()
-    else:
-        previews = dict(item.split("=", 1) for item in o.preview_url)
-        t = url_target(o.base_url, o.token, previews, timeout=o.request_timeout)
-    return t.aimed_at(o.zd_preview) if o.zd_preview else t
-
-
-def kube_config(config: pytest.Config, **overrides):
-    """The KubeConfig of a platform of this run (kind/kubeconfig targets)."""
-    from zerodrop.platforms.kubernetes.platform import KubeConfig
-    o = config.option
-    return KubeConfig(replicas=o.replicas, token=o.token, ready_timeout=o.ready_timeout,
-                      image=o.image, overlay=o.manifests, run_id=config.stash[run_id_key],
-                      load_from=o.load_from, harness_image=o.harness_image, **overrides)
-
-
-@pytest.fixture(scope="session")
-def target(pytestconfig: pytest.Config) -> Target:
-    """The deployment under test, as --target/--preview say; resolved once per session."""
-    if is_worker(pytestconfig) and "zerodrop_target" in pytestconfig.workerinput:
-        return Target(**pytestconfig.workerinput["zerodrop_target"])
-    if target_key in pytestconfig.stash:
-        return pytestconfig.stash[target_key]
-    # not resolved up front (the suites were reached in a way _runs_suites did not foresee)
-    try:
-        resolved = _resolve(pytestconfig)
-    except (TargetError, PlatformError) as exc:
-        if is_worker(pytestconfig):  # pytest.exit inside an xdist worker crashes it
-            pytest.fail(f"zerodrop: {exc}", pytrace=False)
-        pytest.exit(f"zerodrop: {exc}", returncode=3)
-    pytestconfig.stash[target_key] = resolved
-    return resolved
-
-
-@pytest.fixture
-def api(target: Target, zd_settings: Settings, record_property) -> Iterator[Api]:
-    """A client of the target's base URL with the token; closed after the test."""
-    record_property("zerodrop_target", target.base_url)  # JUnit evidence: one target per run
-    client = Api(target.base_url, target.token, zd_settings.request_timeout)
-    yield client
-    client.close()
+    return [f"zerodrop: target {o.target} ({provider_of(config).describe(o)}{aim})"]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from zerodrop.platforms.kubernetes.providers import ProviderError
+from zerodrop.platforms.base import PlatformError
 
 import zerodrop.payment_service as _service
 
@@ -36,7 +36,7 @@ def kubectl_binary() -> str:
         built = sorted(glob.glob(f"{cache}/k8s/*/bin/kubectl"))
         found = built[-1] if built else None
     if not found:
-        raise ProviderError("kubectl is not installed (it renders the kustomize manifests); "
+        raise PlatformError("kubectl is not installed (it renders the kustomize manifests); "
                             "install it or set ZD_KUBECTL")
     return found
 
@@ -47,13 +47,13 @@ def _rendered(overlay: str) -> str:
                           text=True, timeout=60, stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines() or ["no output"]
-        raise ProviderError(f"kubectl kustomize {overlay} failed: {lines[-1][:300]}")
+        raise PlatformError(f"kubectl kustomize {overlay} failed: {lines[-1][:300]}")
     return done.stdout
 
 
 def render(overlay: Path = DEFAULT_OVERLAY) -> list[dict[str, Any]]:
     if not (Path(overlay) / "kustomization.yaml").is_file():
-        raise ProviderError(f"--manifests {overlay}: no kustomization.yaml there")
+        raise PlatformError(f"--manifests {overlay}: no kustomization.yaml there")
     return [o for o in yaml.safe_load_all(_rendered(str(overlay))) if isinstance(o, dict)]
 
 

@@ -12,8 +12,9 @@ from typing import Iterator
 
 import pytest
 
-from zerodrop.platforms.kubernetes.providers import Cluster, KindOptions, acquire_kind
-from zerodrop.fixtures.cluster import finish, new_run_id
+from zerodrop.platforms.kubernetes.providers.base import Cluster, finish
+from zerodrop.platforms.kubernetes.providers.kind import KindOptions, acquire_kind
+from zerodrop.platforms.provider import new_run_id
 from zerodrop.plugin.core import deselect
 
 HERE = Path(__file__).resolve().parent

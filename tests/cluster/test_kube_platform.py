@@ -159,7 +159,8 @@ def test_the_kind_provider_creates_reuses_and_deletes_a_cluster_of_its_own(tmp_p
     import subprocess
     from pathlib import Path
 
-    from zerodrop.platforms.kubernetes.providers import (KindOptions, acquire_kind, docker_binary, kind_binary, release_kind)
+    from zerodrop.platforms.kubernetes.providers.kind import (KindOptions, acquire_kind, docker_binary,
+                                                              kind_binary, release_kind)
     name = f"zd-t{os.getpid() % 100000}"
     config = tmp_path / "kind.yaml"  # the offline node image has no kindnet: its own CNI
     config.write_text("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnetworking:\n"
@@ -194,7 +195,7 @@ def test_credentials_without_rights_are_refused_in_one_line(cluster, run_id, tmp
     line, and the token never shows in it."""
     import yaml
     from kubernetes import client
-    from zerodrop.platforms.kubernetes.providers import Cluster
+    from zerodrop.platforms.kubernetes.providers.base import Cluster
     core = client.CoreV1Api(cluster.api_client())
     home = new_namespace(run_id, "rbac")
     try:
@@ -229,7 +230,7 @@ def test_an_image_is_loaded_again_only_when_the_node_lacks_that_exact_image(clus
     import subprocess
     from pathlib import Path
 
-    from zerodrop.platforms.kubernetes.providers import _node_has, docker_binary, kind_binary
+    from zerodrop.platforms.kubernetes.providers.kind import _node_has, docker_binary, kind_binary
     docker, node, probe = docker_binary(), cluster.node_container, "zerodrop/zd-probe:t"
     env = {**os.environ, "PATH": f"{Path(docker).parent}:{os.environ['PATH']}"}
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from zerodrop.platforms.kubernetes.providers import (ExistingOptions, KindOptions, ProviderError, acquire_existing, acquire_kind, kind_binary)
+from zerodrop.platforms.kubernetes.providers.base import ProviderError
+from zerodrop.platforms.kubernetes.providers.kind import KindOptions, acquire_kind, kind_binary
+from zerodrop.platforms.kubernetes.providers.kubeconfig import ExistingOptions, acquire_existing
 
 KUBECONFIG = """apiVersion: v1
 kind: Config

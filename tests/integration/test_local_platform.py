@@ -6,8 +6,11 @@ import contextlib
 import http.client
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,9 @@ import requests
 
 from zerodrop.platforms.local.platform import LocalConfig, LocalPlatform, stand_up
 from zerodrop.platforms.base import PlatformError
-from tests.integration.conftest import ROOT, pids_of, port_open
+from zerodrop.scenarios.blue_green import set_weights
+from zerodrop.scenarios.steps import Context
+from tests.integration.conftest import ROOT, pids_of, port_open, run_pytest
 from tests.procs import wait_until
 
 pytestmark = pytest.mark.slow
@@ -178,3 +183,54 @@ def test_wait_routed_follows_the_selector_and_names_an_empty_colour(platform):
     wait_for(lambda: not platform.replicas("green"), "green scaled to 0", timeout=20)
     with pytest.raises(PlatformError, match="service selects green, which has no ready replica"):
         platform.wait_routed(timeout=2)
+
+
+def new_connection_colours(url: str, n: int) -> Counter:
+    return Counter(requests.get(f"{url}/health", headers={"Connection": "close"},
+                                timeout=5).headers["X-App-Color"] for _ in range(n))
+
+
+def test_the_set_weights_step_splits_new_connections_between_both_colours(platform):
+    """The canary step on a real local platform: 70/30, and both colours answer new
+    connections through the one Service address."""
+    set_weights(platform, {"blue": 70, "green": 30}).run(Context(platform))
+    platform.wait_routed()  # both colours' ready replicas behind the Service
+    assert sorted(platform.front_endpoints("service")) == sorted(
+        r.name for c in ("blue", "green") for r in platform.replicas(c))
+    seen = new_connection_colours(platform.service_url, 60)
+    assert seen["blue"] and seen["green"], seen  # 0.7**60 and 0.3**60: never by chance
+    assert platform.active_color() is None  # weights: no single colour is selected
+    assert platform.events.named("selector patched")[-1].detail["selector"] == {
+        "blue": 70, "green": 30}
+    with pytest.raises(PlatformError, match="weights must sum to 100, got 90"):
+        set_weights(platform, {"blue": 60, "green": 30}).run(Context(platform))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_proof_serves_on_the_fixed_service_port_and_the_suites_get_theirs_back(tmp_path):
+    """--service-port reaches the proof's platform: the suites' shared platform holds the port
+    until the proof needs it, and a suite test after the proof gets a new one on it. The
+    JUnit properties say where each test's requests went."""
+    port, junit = free_port(), tmp_path / "junit.xml"
+    smoke = "suites/smoke/test_smoke.py"
+    done = run_pytest(f"{smoke}::test_health",
+                      "suites/zero_downtime/test_zero_downtime.py::test_switch_under_load",
+                      f"{smoke}::test_readiness", "--service-port", str(port), "--replicas", "1",
+                      "--baseline", "0.5", "--tail", "0.5", "--load-rate", "50",
+                      f"--junitxml={junit}", "-o", "junit_family=legacy",
+                      "--alluredir", str(tmp_path / "allure"),
+                      "--evidence-dir", str(tmp_path / "evidence"), timeout=300)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    where = [(case.get("name"), prop.get("name"), prop.get("value"))
+             for case in ET.parse(junit).getroot().iter("testcase")
+             for prop in case.iter("property")]
+    url = f"http://127.0.0.1:{port}"
+    assert where == [("test_health", "zerodrop_target", url),
+                     ("test_switch_under_load", "zerodrop_service_url", url),
+                     ("test_readiness", "zerodrop_target", url)], where
+    assert not port_open(port), "the shared platform outlived the run"

@@ -1,0 +1,58 @@
+"""How the Service's traffic is steered between colours, as a strategy the platform holds.
+
+``SelectorRouter`` is the plain Kubernetes way: the Service selects one colour, switched by a
+JSON-patch replace of ``/spec/selector`` (a strategic or merge patch merges maps, and an old
+key could survive). A weighted router (Gateway API HTTPRoute weights, an Istio
+VirtualService) implements the same three methods and plugs in without touching the platform.
+"""
+from __future__ import annotations
+
+import abc
+
+from zerodrop.platforms.base import COLORS, PlatformError
+from zerodrop.platforms.kubernetes.render import APP
+from zerodrop.records.events import EventLog, EventName, Source
+
+
+class Router(abc.ABC):
+    """Where NEW connections to the Service go. One-line contracts."""
+
+    @abc.abstractmethod
+    def route_to(self, color: str) -> None:
+        """Send all new connections to ``color``; emits "selector patched"."""
+
+    @abc.abstractmethod
+    def active_color(self) -> str | None:
+        """The one colour that gets all new connections, or None (weights, or nothing)."""
+
+    @abc.abstractmethod
+    def set_weights(self, weights: dict[str, int]) -> None:
+        """Split new connections by percent (a canary stage), or PlatformError in one line."""
+
+
+class SelectorRouter(Router):
+    """The Service's selector: one colour at a time, never weights."""
+
+    def __init__(self, api, events: EventLog | None = None, service: str = APP) -> None:
+        self.api, self.events, self.service = api, events, service
+
+    def route_to(self, color: str) -> None:
+        selector = {"app": APP, "version": color}
+        patch = [{"op": "replace", "path": "/spec/selector", "value": selector}]  # never a merge
+        svc = self.api.call(f"patch the selector of {self.service}",
+                            self.api.core.patch_namespaced_service, self.service,
+                            self.api.namespace, patch)
+        if self.events is not None:
+            self.events.emit(Source.PLATFORM, EventName.SELECTOR_PATCHED, service=self.service,
+                             selector=selector, resource_version=svc.metadata.resource_version)
+
+    def active_color(self) -> str | None:
+        svc = self.api.call(f"read Service {self.service}", self.api.core.read_namespaced_service,
+                            self.service, self.api.namespace)
+        selector = svc.spec.selector or {}
+        color = selector.get("version")
+        return color if color in COLORS and set(selector) == {"app", "version"} else None
+
+    def set_weights(self, weights: dict[str, int]) -> None:
+        raise PlatformError("the Service selector router cannot split traffic by weight; a "
+                            "weighted router (Gateway API, Istio) is needed for canary weights")

@@ -1,0 +1,73 @@
+"""``--target local``: blue and green stood up as real processes on this machine.
+
+The suites share one local platform per run (shared.py: a process of its own, so that every
+xdist worker reaches the same one); each proof gets a fresh ``LocalPlatform`` in-process. A
+fixed ``--service-port`` is held by the shared platform, so a proof that needs the port has it
+released first (the next suite test starts it again); with xdist workers the two would
+compete for the port, so that combination is refused up front.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zerodrop.platforms.base import Platform, Target
+from zerodrop.platforms.local.shared import LocalOptions, acquire_local, release_local
+from zerodrop.platforms.provider import Provider, Run, Say
+
+
+@dataclass(frozen=True)
+class LocalSession:
+    shared_dir: Path   # the state file and lock of the shared platform
+    owner_pid: int     # the shared platform stops when this process is gone
+
+
+class LocalProvider(Provider):
+    name = "local"
+    summary = "blue and green stood up as real processes on this machine"
+
+    def add_options(self, group: Any) -> None:
+        group.addoption("--service-port", type=int, default=0,
+                        help="--target local: Service port on 127.0.0.1 (default: a free port)")
+
+    def check_options(self, options: Any, parallel: bool = False) -> None:
+        port = options.service_port
+        if not 0 <= port <= 65535:
+            raise ValueError(f"--service-port must be 0..65535, got {port}")
+        if port and parallel:
+            raise ValueError(f"--service-port {port} cannot be combined with pytest-xdist "
+                             f"(-n): the workers' platforms would all need that one port; "
+                             f"drop one of the two")
+
+    def describe(self, options: Any) -> str:
+        return f"local platform, {options.replicas} replicas/colour"
+
+    def acquire(self, options: Any, run: Run, say: Say = print) -> LocalSession:
+        return LocalSession(run.workdir, run.owner_pid)  # started when first needed
+
+    def session_to_worker(self, session: LocalSession) -> dict:
+        return {"shared_dir": str(session.shared_dir), "owner_pid": session.owner_pid}
+
+    def session_from_worker(self, data: dict) -> LocalSession:
+        return LocalSession(Path(data["shared_dir"]), int(data["owner_pid"]))
+
+    def target(self, session: LocalSession, options: Any) -> Target:
+        return acquire_local(session.shared_dir, session.owner_pid, LocalOptions(
+            options.replicas, options.service_port, options.token, options.ready_timeout,
+            options.local_faults))
+
+    def platform(self, session: LocalSession, options: Any, name: str,
+                 **stand_up: Any) -> Platform:
+        from zerodrop.platforms.local import platform as local
+        if options.service_port:  # the shared platform holds it: the next suite test restarts it
+            release_local(session.shared_dir)
+        config = local.LocalConfig(replicas=options.replicas, ready_timeout=options.ready_timeout,
+                                   token=options.token, service_port=options.service_port)
+        return local.stand_up(config, **stand_up)
+
+    def release(self, session: LocalSession, say: Say = print) -> None:
+        release_local(session.shared_dir)
+
+
+PROVIDER = LocalProvider()
