@@ -75,7 +75,12 @@ async def handle_write(ctx: Context, request: Request, validate,
                        store: Callable[[dict, str | None, str], Awaitable[Response]]) -> Response:
     """parse_write, then `store` the clean body unless the front already answered."""
     parsed = await parse_write(ctx, request, validate)
-    return parsed if isinstance(parsed, Response) else await store(*parsed)
+    if isinstance(parsed, Response):
+        return parsed
+    clean, key, fingerprint = parsed
+    if ctx.faults.current.ignore_idempotency_key:  # a negative control: a service that ignores it
+        key = None
+    return await store(clean, key, fingerprint)
 
 
 async def lookup(ctx: Context, request: Request, field: str, noun: str, fetch) -> Response:

@@ -62,6 +62,11 @@ class DataCheck:
     missing: list[str] = field(default_factory=list)        # payment ids not found
     mismatched: list[str] = field(default_factory=list)     # found with another amount
     duplicated_keys: list[str] = field(default_factory=list)  # a key that produced two payments
+    # payment ids acknowledged for a key that the lookup by that key does not find
+    not_found_by_key: list[str] = field(default_factory=list)
+    # keys whose lookup finds one payment, but not the one acknowledged for that key
+    key_leads_elsewhere: list[str] = field(default_factory=list)
+    keys_unchecked: int = 0  # keys past the check's bound (-> INCONCLUSIVE: not looked at)
     error: str = ""  # set when the check itself could not run (-> INCONCLUSIVE); no prefix
 
 

@@ -270,6 +270,15 @@ def data_loss(f: VerdictFacts) -> list[Reason]:
     if d.duplicated_keys:
         out.append(f"data loss: {_n(len(d.duplicated_keys), 'idempotency key')} produced more "
                    f"than one payment: {_examples(d.duplicated_keys, cap)}")
+    if d.not_found_by_key:
+        out.append(f"data loss: {len(d.not_found_by_key):,} {of_acked} cannot be found by "
+                   f"the Idempotency-Key they were created with (the lookup by key returned "
+                   f"nothing): {_examples(d.not_found_by_key, cap)}")
+    if d.key_leads_elsewhere:
+        out.append(f"data loss: {_n(len(d.key_leads_elsewhere), 'idempotency key')} "
+                   f"{'leads' if len(d.key_leads_elsewhere) == 1 else 'lead'} to another "
+                   f"payment than the one acknowledged for it: "
+                   f"{_examples(d.key_leads_elsewhere, cap)}")
     return [Reason(KIND_FAIL, text) for text in out]
 
 
@@ -358,6 +367,16 @@ def data_check_error(f: VerdictFacts) -> list[Reason]:
     return [Reason(KIND_INCONCLUSIVE, f"inconclusive: the data check could not run: {f.data.error}")]
 
 
+def keys_unchecked(f: VerdictFacts) -> list[Reason]:
+    """Idempotency-Keys past the data check's bound were never looked up: not a pass."""
+    n = f.data.keys_unchecked
+    if not n:
+        return []
+    return [Reason(KIND_INCONCLUSIVE, f"inconclusive: {_n(n, 'idempotency key')} sent in this "
+                                      f"run {'was' if n == 1 else 'were'} not looked up (the "
+                                      f"data check's bound), so no claim is made about them")]
+
+
 def versions_unnamed(f: VerdictFacts) -> list[Reason]:
     n = len(f.switches)
     out = []
@@ -390,7 +409,7 @@ RULES: tuple[Rule, ...] = (
     dropped_requests, unknown_versions, old_after_drain, new_before_switch, new_never_answered,
     data_loss, latency,
     ledger_empty, load_short, generator_saturated, switch_missing, window_thin,
-    data_check_error, versions_unnamed,
+    data_check_error, keys_unchecked, versions_unnamed,
     readiness_findings,
 )
 
@@ -416,7 +435,8 @@ def pass_reasons(f: VerdictFacts) -> list[str]:
     out = [_cutover_seen(sw, i, n) for i, sw in enumerate(f.switches)
            if sw.cutover.t_switch is not None]
     out.append(f"no data lost: all {_n(f.data.acknowledged, 'acknowledged payment')} found "
-               f"with their amounts, no idempotency key paid twice")
+               f"with their amounts and by their Idempotency-Keys, no idempotency key paid "
+               f"twice")
     return out
 
 

@@ -172,7 +172,10 @@ def _verdict(f: VerdictFacts, outcome: str, reasons: list[str], upper: float | N
         switch=switches[-1],  # the last switch: the one a single-switch proof judges
         latency_ms=f.latency,
         integrity={"acknowledged": d.acknowledged, "missing": len(d.missing),
-                   "mismatched": len(d.mismatched), "duplicated": len(d.duplicated_keys)},
+                   "mismatched": len(d.mismatched), "duplicated": len(d.duplicated_keys),
+                   "not_found_by_key": len(d.not_found_by_key),
+                   "key_leads_elsewhere": len(d.key_leads_elsewhere),
+                   "keys_unchecked": d.keys_unchecked},
         load={"target_rps": f.load.target_rps, "achieved_rps": f.load.achieved_rps,
               "saturated": f.load.saturated},
         bound_95={"failure_rate_upper": upper},

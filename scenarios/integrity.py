@@ -1,5 +1,7 @@
 """The data check after a run: every payment acknowledged with 201 still exists, with the same
-amount, and no Idempotency-Key produced two payments.
+amount; the lookup by its Idempotency-Key finds exactly that payment (an empty lookup for an
+acknowledged key is a payment the key cannot find, never "no key paid twice"); and no key
+produced two payments.
 
 Two parts, so that the proof reads the merged ledger once for every slice: ``PaymentAcks``
 collects the acknowledged payments record by record (fed by whoever streams the ledger), and
@@ -30,6 +32,7 @@ class PaymentAcks:
     def __init__(self) -> None:
         self.acked: dict[str, str] = {}
         self.keys: set[str] = set()
+        self.acked_for_key: dict[str, str] = {}  # key -> the payment id acknowledged for it
 
     def add(self, r: LedgerRecord) -> None:
         if r.method != "POST" or not r.idempotency_key:
@@ -37,6 +40,7 @@ class PaymentAcks:
         self.keys.add(r.idempotency_key)
         if not r.failed and r.payment_id:
             self.acked[r.payment_id] = r.amount
+            self.acked_for_key[r.idempotency_key] = r.payment_id
 
 
 def acknowledged_payments(records: Iterable[LedgerRecord],
@@ -69,19 +73,27 @@ def lookup_payments(base_url: str, token: str, acks: PaymentAcks, workers: int =
     When the lookups themselves fail, ``DataCheck.error`` holds the cause (no prefix: the
     verdict says "the data check could not run")."""
     service = _Lookups(base_url, token, workers, timeout)
+    # acknowledged keys first: when the bound cuts, it cuts keys whose creation failed
+    keys = sorted(acks.keys, key=lambda k: (k not in acks.acked_for_key, k))
+    checked = keys[:MAX_KEYS_CHECKED]
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             found = list(pool.map(service.state_of, sorted(acks.acked.items())))
-            counted = list(pool.map(service.payments_for, sorted(acks.keys)[:MAX_KEYS_CHECKED]))
+            by_key = dict(pool.map(service.payments_for, checked))
     except (requests.RequestException, ValueError, AttributeError) as exc:
         return DataCheck(len(acks.acked), error=f"{type(exc).__name__}: {str(exc)[:200]}")
     finally:
         service.close()
+    acked_for = acks.acked_for_key
     return DataCheck(
         acknowledged=len(acks.acked),
         missing=[p for p, state in found if state == "missing"],
         mismatched=[p for p, state in found if state == "mismatched"],
-        duplicated_keys=[k for k, n in counted if n > 1],
+        duplicated_keys=[k for k in checked if len(by_key[k]) > 1],
+        not_found_by_key=[acked_for[k] for k in checked if k in acked_for and not by_key[k]],
+        key_leads_elsewhere=[k for k in checked if k in acked_for
+                             and by_key[k] and acked_for[k] not in by_key[k]],
+        keys_unchecked=len(keys) - len(checked),
     )
 
 
@@ -107,12 +119,12 @@ class _Lookups:
         same = _same_amount(loads(resp.content).get("amount"), amount)
         return payment_id, "ok" if same else "mismatched"
 
-    def payments_for(self, key: str) -> tuple[str, int]:
-        """How many payments the Service holds for one Idempotency-Key."""
+    def payments_for(self, key: str) -> tuple[str, list[str]]:
+        """The ids of the payments the Service holds for one Idempotency-Key."""
         resp = self.http.get(f"{self.base_url}/api/payments", params={"idempotency_key": key},
                              headers=self.headers, timeout=self.timeout)
         resp.raise_for_status()
-        return key, len(loads(resp.content).get("payments", []))
+        return key, [str(p.get("id")) for p in loads(resp.content).get("payments", [])]
 
     def close(self) -> None:
         self.http.close()

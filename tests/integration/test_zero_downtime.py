@@ -126,6 +126,23 @@ def test_an_acknowledged_payment_that_is_lost_fails(switched):
     assert set(classes(proof)) <= {"http_error 404"}, proof.explain()
 
 
+IGNORES_KEYS = {"ignore_idempotency_key": True}
+
+
+@pytest.mark.switch(settings=SwitchSettings(replicas=1, post_deploy=False,
+                                            new_faults=IGNORES_KEYS),
+                    faults={"blue": IGNORES_KEYS})
+def test_a_service_that_ignores_idempotency_keys_fails(switched):
+    """Every payment is acknowledged and kept, but no lookup by its key finds it: the data
+    check used to take that empty lookup as "no key paid twice" and PASS."""
+    _, proof = switched
+    assert proof.verdict.verdict == "FAIL", proof.explain()
+    assert proof.data.acknowledged > 0 and not proof.data.missing, proof.explain()
+    assert len(proof.data.not_found_by_key) == proof.data.acknowledged, proof.explain()
+    assert any(r.startswith("data loss:") and "cannot be found by the Idempotency-Key" in r
+               for r in proof.verdict.reasons), proof.explain()
+
+
 def test_ten_switches_back_and_forth_pass(tmp_path):
     """Positive control: ten switches under one load run, each judged on its own slice."""
     platform = stand_up(LocalConfig(replicas=1), idle_replicas=0)
@@ -146,6 +163,8 @@ def test_ten_switches_back_and_forth_pass(tmp_path):
     for proof in proofs:
         assert proof.scenario.ok and proof.verdict.verdict == "PASS", proof.explain()
         assert proof.verdict.requests_failed == 0
+        # the data check looked: payments were acknowledged and each key found its payment
+        assert proof.data.acknowledged > 0 and not proof.data.not_found_by_key
     assert [p.verdict.to_dict()["served_by_version"].get(f"v2.{i}.0", 0) > 0
             for i, p in enumerate(proofs)] == [True] * 10
 

@@ -167,6 +167,18 @@ def test_lose_payment_every(svc: Service) -> None:
     assert found == [200, 404, 200, 404]                       # acknowledged, then gone
 
 
+def test_ignore_idempotency_key(svc: Service) -> None:
+    """The negative control of the data check's lookup by key: the key is neither replayed
+    nor stored, so a retry pays twice and a lookup by the key finds nothing."""
+    svc.admin("PUT", {"ignore_idempotency_key": True})
+    first = pay(svc, "acc-001", "acc-002", 1, key="same-key")
+    again = pay(svc, "acc-001", "acc-002", 1, key="same-key")
+    assert [first.status_code, again.status_code] == [201, 201]
+    assert first.json()["id"] != again.json()["id"]             # paid twice
+    found = svc.get("/api/payments", params={"idempotency_key": "same-key"})
+    assert found.status_code == 200 and found.json()["payments"] == []
+
+
 def test_faults_from_env_and_slow_start(tmp_path: Path, template_db: Path) -> None:
     with start_service(tmp_path, fresh_db(template_db, tmp_path), wait_ready=False, ADMIN_TOKEN=ADMIN,
                        FAULTS='{"slow_start_s": 1.5, "error_every": 2}') as s:

@@ -224,7 +224,9 @@ def test_missing_payments_are_data_loss_with_capped_examples():
     assert v.verdict == FAIL
     assert v.reasons[0] == ("data loss: 7 of 1,200 acknowledged payments are missing: pay_0, "
                             "pay_1, pay_2, pay_3, pay_4, ... (2 more)")
-    assert v.integrity == {"acknowledged": 1200, "missing": 7, "mismatched": 0, "duplicated": 0}
+    assert v.integrity == {"acknowledged": 1200, "missing": 7, "mismatched": 0, "duplicated": 0,
+                           "not_found_by_key": 0, "key_leads_elsewhere": 0,
+                           "keys_unchecked": 0}
 
 
 def test_mismatched_amounts_are_data_loss():
@@ -240,6 +242,31 @@ def test_duplicated_keys_are_data_loss():
     assert v.reasons[0] == ("data loss: 2 idempotency keys produced more than one payment: "
                             "key-a, key-b")
     assert v.integrity["duplicated"] == 2
+
+
+def test_an_acknowledged_payment_its_key_cannot_find_is_data_loss():
+    """An empty lookup by key for an acknowledged key is a payment the key cannot find (a
+    service that ignores Idempotency-Key), never "no key paid twice"."""
+    v = run(data=DataCheck(acknowledged=1200, not_found_by_key=["pay_a", "pay_b"]))
+    assert v.verdict == FAIL
+    assert v.reasons[0] == ("data loss: 2 of 1,200 acknowledged payments cannot be found by the "
+                            "Idempotency-Key they were created with (the lookup by key returned "
+                            "nothing): pay_a, pay_b")
+    assert v.integrity["not_found_by_key"] == 2
+
+
+def test_a_key_that_leads_to_another_payment_is_data_loss():
+    v = run(data=DataCheck(acknowledged=1200, key_leads_elsewhere=["key-a"]))
+    assert v.verdict == FAIL
+    assert v.reasons[0] == ("data loss: 1 idempotency key leads to another payment than the one "
+                            "acknowledged for it: key-a")
+
+
+def test_keys_the_check_did_not_look_up_are_inconclusive_never_a_pass():
+    v = run(data=DataCheck(acknowledged=1200, keys_unchecked=3))
+    assert v.verdict == INCONCLUSIVE
+    assert ("inconclusive: 3 idempotency keys sent in this run were not looked up (the data "
+            "check's bound), so no claim is made about them") in v.reasons
 
 
 # ---------------------------------------------------------------- INCONCLUSIVE
@@ -366,7 +393,8 @@ def test_to_dict_has_exactly_the_design_shape_and_is_json():
     assert set(d["switch"]) == {"t_switch", "t_first_new", "t_last_old", "window_s"}
     assert set(d["latency_ms"]) == {"before", "during", "after"}
     assert all(set(p) == {"p50", "p99"} for p in d["latency_ms"].values())
-    assert set(d["integrity"]) == {"acknowledged", "missing", "mismatched", "duplicated"}
+    assert set(d["integrity"]) == {"acknowledged", "missing", "mismatched", "duplicated",
+                                   "not_found_by_key", "key_leads_elsewhere", "keys_unchecked"}
     assert set(d["load"]) == {"target_rps", "achieved_rps", "saturated"}
     assert set(d["bound_95"]) == {"failure_rate_upper"}
     assert d["scenario"] == "switch"
@@ -524,7 +552,7 @@ def test_the_rules_are_listed_in_reading_order():
         "dropped_requests", "unknown_versions", "old_after_drain", "new_before_switch",
         "new_never_answered", "data_loss", "latency", "ledger_empty", "load_short",
         "generator_saturated", "switch_missing", "window_thin", "data_check_error",
-        "versions_unnamed", "readiness_findings"]
+        "keys_unchecked", "versions_unnamed", "readiness_findings"]
 
 
 def test_fail_reasons_come_before_inconclusive_ones_whatever_the_rule_order():
