@@ -30,6 +30,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--load-max-duration", type=float, default=120.0,
                 help="zero_downtime: hard cap on one load run in seconds (default 120); it must "
                      "cover the baseline, the whole scenario and the tail")
+    g.addoption("--allow-early-exit", action="store_true",
+                help="zero_downtime: a replica that exits before its drain window while it holds "
+                     "client connections is a note, not a FAIL (default: FAIL)")
     g.addoption("--evidence-dir", type=Path, default=None,
                 help="zero_downtime: where <scenario>.json/.html/.png go (default reports/out)")
 

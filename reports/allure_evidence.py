@@ -23,6 +23,7 @@ DROPPED_RE = (_ANY + r"\b\d[\d,]* (?:connection resets?|connections? refused|tim
 DATA_LOSS_RE = _ANY + r"\bdata loss: " + _ANY
 CUTOVER_RE = _ANY + r"\b(?:cutover|unknown version): " + _ANY
 LATENCY_RE = _ANY + r"\blatency regression: " + _ANY
+SHUTDOWN_RE = _ANY + r"\bshutdown: " + _ANY
 INCONCLUSIVE_RE = _ANY + r"\binconclusive: " + _ANY
 
 # Order matters: Allure files a test under the first category that matches, and a FAIL can
@@ -35,6 +36,8 @@ CATEGORIES: list[dict[str, Any]] = [
      "messageRegex": CUTOVER_RE},
     {"name": "Latency regression", "matchedStatuses": ["failed", "broken"],
      "messageRegex": LATENCY_RE},
+    {"name": "Shutdown without drain", "matchedStatuses": ["failed", "broken"],
+     "messageRegex": SHUTDOWN_RE},
     {"name": "Inconclusive load", "matchedStatuses": ["failed", "broken", "skipped"],
      "messageRegex": INCONCLUSIVE_RE},
 ]

@@ -42,6 +42,9 @@ class Policy:
     latency_p99_ratio: float | None = None     # during/after p99 over before p99 above -> FAIL
     latency_ratio_floor_ms: float = 50.0  # ratios below this absolute p99 are noise, not judged
     exact_quantile_cap: int = 50_000      # exact percentiles up to this many values per phase
+    # a replica that exits before its drain window while holding client connections: FAIL
+    # (False: a note only; it did not drop a request this time, but it will under other timing)
+    early_exit_fails: bool = True
 
 
 @dataclass(frozen=True)
@@ -396,6 +399,36 @@ def versions_unnamed(f: VerdictFacts) -> list[Reason]:
 # Notes
 # --------------------------------------------------------------------------------------------
 
+def early_exit(f: VerdictFacts) -> list[Reason]:
+    """A replica told to stop (SIGTERM) that exited before its drain window ended while it
+    still held client connections: it closed them instead of draining, even when no request
+    happened to be in flight (the platform's events carry the evidence)."""
+    kind = KIND_FAIL if f.policy.early_exit_fails else KIND_NOTE
+    told = {e.detail.get("replica"): e for e in f.events
+            if e.name == EventName.REPLICA_TERMINATING and _in_a_switch(f, e.t)}
+    out = []
+    for e in f.events:
+        term = told.get(e.detail.get("replica")) if e.name == EventName.REPLICA_TERMINATED \
+            else None
+        secs = e.detail.get("seconds_after_sigterm") if term is not None else None
+        window, held = (term.detail.get("drain_window_s"), term.detail.get("connections")) \
+            if term is not None else (None, None)
+        if secs is None or window is None or not held or secs >= window:
+            continue
+        out.append(Reason(kind, f"shutdown: replica {e.detail.get('replica')} exited "
+                                f"{_dur(secs)} after SIGTERM, before its {window:g} s drain "
+                                f"window ended, while it held {_n(held, 'client connection')}"
+                                f": it closed them instead of draining"))
+    return out
+
+
+def _in_a_switch(f: VerdictFacts, t: float) -> bool:
+    """Whether ``t`` falls within one of this slice's switches (switch to drained)."""
+    return any(c.t_switch is not None and c.t_switch <= t
+               and (c.t_drained is None or t <= c.t_drained)
+               for c in (sw.cutover for sw in f.switches))
+
+
 def readiness_findings(f: VerdictFacts) -> list[Reason]:
     """What the readiness lint found in the live objects before the switch: it explains a FAIL
     and warns on a PASS (a risk that did not bite this time)."""
@@ -407,7 +440,7 @@ def readiness_findings(f: VerdictFacts) -> list[Reason]:
 
 RULES: tuple[Rule, ...] = (
     dropped_requests, unknown_versions, old_after_drain, new_before_switch, new_never_answered,
-    data_loss, latency,
+    data_loss, latency, early_exit,
     ledger_empty, load_short, generator_saturated, switch_missing, window_thin,
     data_check_error, keys_unchecked, versions_unnamed,
     readiness_findings,

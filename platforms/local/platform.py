@@ -80,7 +80,7 @@ class LocalPlatform(Platform):
         self.fronts: dict[str, Front] = {}
         self._endpoints: Endpoints | None = None
         self._supervisor = Supervisor(self.config, self.events, self.workdir, self._replica_env(),
-                                      self._lock, self._publish)
+                                      self._lock, self._publish, self._connections_of)
         try:
             self._start()
         except BaseException:
@@ -131,6 +131,10 @@ class LocalPlatform(Platform):
     def _publish(self) -> None:
         if self._endpoints is not None:
             self._endpoints.publish()
+
+    def _connections_of(self, replica: str) -> int:
+        """Client connections every front (Service and previews) holds to ``replica``."""
+        return sum(front.connections_to(replica) for front in list(self.fronts.values()))
 
     def teardown(self) -> None:
         if self._closed:

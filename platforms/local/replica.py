@@ -53,6 +53,8 @@ class ReplicaProcess:
         self.port: int | None = None
         self.started_at = time.time()
         self.terminating = False
+        self.sigterm_at: float | None = None   # time.time() when it was told to stop
+        self.exited_at: float | None = None    # time.time() when its stop saw it exit
         self.ready = False
         self.restarts = 0
         self.last_exit_code: int | None = None  # of the previous run, kept across a restart
@@ -126,6 +128,7 @@ class ReplicaProcess:
         if code is None:
             self.kill_group()
             code = self.wait(5)
+        self.exited_at = time.time()
         return code
 
     def kill_group(self) -> None:

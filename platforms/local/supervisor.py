@@ -50,8 +50,10 @@ class Supervisor:
     """Spawns, restarts, terminates and probes the replicas of both colours."""
 
     def __init__(self, config: Any, events: EventLog, workdir: Path, env: dict[str, str],
-                 lock: threading.RLock, on_change: Callable[[], None]) -> None:
+                 lock: threading.RLock, on_change: Callable[[], None],
+                 connections_of: Callable[[str], int | None] = lambda replica: None) -> None:
         self.config, self.events, self.workdir = config, events, workdir
+        self._connections_of = connections_of  # client connections held by a replica now
         self._env = env  # what every replica gets (database, tokens, drain, ...)
         self._lock = lock
         self._on_change = on_change
@@ -181,7 +183,7 @@ class Supervisor:
             self.pods[color].remove(p)
             self._forget(p)
             self._emit(EventName.REPLICA_TERMINATED, color=color, replica=p.name, code=code,
-                       expected=True)
+                       expected=True, **_shutdown_timing(p))
             return True
         if p.name not in self._restart_at:
             backoff = self._backoff.get(p.name, self.config.restart_backoff)
@@ -236,8 +238,12 @@ class Supervisor:
         """Pod deletion: out of the endpoints and SIGTERM at the same moment (as Kubernetes
         does), SIGKILL after the grace period."""
         pod.terminating = True
+        pod.sigterm_at = time.time()
         self._restart_at.pop(pod.name, None)
-        self._emit(EventName.REPLICA_TERMINATING, color=pod.color, replica=pod.name)
+        held = self._connections_of(pod.name)
+        self._emit(EventName.REPLICA_TERMINATING, color=pod.color, replica=pod.name,
+                   drain_window_s=self.config.drain_seconds,
+                   **({} if held is None else {"connections": held}))
         threading.Thread(target=pod.stop, args=(self.config.grace_seconds,),
                          name=f"zd-stop-{pod.name}", daemon=True).start()
 
@@ -281,6 +287,14 @@ class Supervisor:
 
     def _emit(self, name: EventName, **detail: Any) -> None:
         self.events.emit(Source.PLATFORM, name, **detail)
+
+
+def _shutdown_timing(pod: ReplicaProcess) -> dict[str, float]:
+    """Seconds from SIGTERM to exit, as precise as the stop thread saw it (else now)."""
+    if pod.sigterm_at is None:
+        return {}
+    exited = pod.exited_at if pod.exited_at is not None else time.time()
+    return {"seconds_after_sigterm": round(max(0.0, exited - pod.sigterm_at), 3)}
 
 
 def stop_fast(pod: ReplicaProcess) -> None:

@@ -90,6 +90,33 @@ def test_no_graceful_shutdown_with_keepalive_connections_fails(switched):
     assert 0 <= first_drop_after(proof, "replica terminating") < 1.0, proof.explain()
 
 
+def test_an_exit_without_drain_fails_every_run_even_when_nothing_drops(tmp_path):
+    """Blue exits at once on SIGTERM, at normal speed (no added latency): often no request is
+    in flight then and nothing drops, which used to PASS. The platform saw blue exit well
+    inside its drain window while clients still held connections to it: FAIL, every run."""
+    for run in range(2):
+        platform, proof = run_switch(tmp_path / f"run-{run}",
+                                     faults={"blue": {"no_graceful_shutdown": True}})
+        platform.teardown()
+        assert proof.verdict.verdict == "FAIL", proof.explain()
+        early = [r for r in proof.verdict.reasons if r.startswith("shutdown: replica ")]
+        assert early and "before its 1 s drain window ended" in early[0], proof.explain()
+
+
+def test_a_graceful_exit_is_seen_and_passes(tmp_path):
+    """The positive side of the shutdown evidence: blue held connections when told to stop,
+    and left only after its drain window; no shutdown reason."""
+    platform, proof = run_switch(tmp_path)
+    platform.teardown()
+    assert proof.verdict.verdict == "PASS", proof.explain()
+    told = [e for e in proof.timeline if e.name == "replica terminating"
+            and e.detail.get("color") == "blue"]
+    gone = [e for e in proof.timeline if e.name == "replica terminated"
+            and e.detail.get("color") == "blue"]
+    assert told and told[0].detail["connections"] > 0, told   # the check had something to judge
+    assert gone[0].detail["seconds_after_sigterm"] >= told[0].detail["drain_window_s"], gone
+
+
 @pytest.mark.switch(settings=SwitchSettings(replicas=1, post_deploy=False, verify_timeout=3,
                                             broken="skip_ready_wait",
                                             new_faults={"readiness_fail": True}))

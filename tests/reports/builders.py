@@ -31,6 +31,20 @@ def timeline() -> list[Event]:
     ]
 
 
+def early_exit_timeline(seconds: float = 0.2, held: int = 7, window: float = 1.0,
+                        at: float = 12.1) -> list[Event]:
+    """The shared timeline with blue-0 told to stop at ``at`` (holding ``held`` client
+    connections, a ``window`` s drain window) and gone ``seconds`` later."""
+    events = [e for e in timeline() if e.name not in ("replica terminating", "replica terminated")]
+    return events + [
+        Event(T0 + at, "platform", "replica terminating",
+              {"color": "blue", "replica": "blue-0", "connections": held, "drain_window_s": window}),
+        Event(T0 + at + seconds + 0.2, "platform", "replica terminated",
+              {"color": "blue", "replica": "blue-0", "code": 0, "expected": True,
+               "seconds_after_sigterm": seconds}),
+    ]
+
+
 def record(t: float, version: str | None = None, *, latency_s: float | None = None,
            outcome: str = "ok", status: int | None = None, replica: str | None = None,
            i: int = 0) -> LedgerRecord:

@@ -12,8 +12,8 @@ from zerodrop.records.results import DataCheck, LoadTarget
 from zerodrop.reports.allure_evidence import CATEGORIES, write_categories, write_environment
 from zerodrop.reports.verdict import Policy, judge
 
-from .builders import (NEW, OLD, clean, cutover, good_data, good_load, record, timeline,
-                       with_failures)
+from .builders import (NEW, OLD, clean, cutover, early_exit_timeline, good_data, good_load,
+                       record, timeline, with_failures)
 
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +63,9 @@ SITUATIONS = {
                             for i in range(3000)),
                    policy=Policy(latency_p99_limit_ms=500)),
     ],
+    "Shutdown without drain": [
+        verdict_of(timeline=early_exit_timeline()),
+    ],
     "Inconclusive load": [
         verdict_of(load=LoadTarget(100, 50)),
         verdict_of(load=LoadTarget(100, 100, saturated=True)),
@@ -100,7 +103,8 @@ def test_write_categories(tmp_path):
     path = write_categories(tmp_path / "results")
     data = json.loads(path.read_text())
     assert [c["name"] for c in data] == ["Data loss", "Dropped requests", "Cutover not seen",
-                                         "Latency regression", "Inconclusive load"]
+                                         "Latency regression", "Shutdown without drain",
+                                         "Inconclusive load"]
 
 
 def test_write_environment_redacts_secrets(tmp_path):

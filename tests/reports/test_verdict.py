@@ -543,6 +543,39 @@ def test_no_cutover_at_all_reads_as_before():
         "can be attributed to a side of the switch"]
 
 
+# ---------------------------------------------------------------- shutdown evidence
+
+
+def test_a_replica_that_exits_before_its_drain_window_with_connections_fails():
+    from .builders import early_exit_timeline
+    v = run(events=early_exit_timeline(seconds=0.21, held=7, window=1.0))
+    assert v.verdict == FAIL
+    assert v.reasons[0] == ("shutdown: replica blue-0 exited 0.2 s after SIGTERM, before its "
+                            "1 s drain window ended, while it held 7 client connections: it "
+                            "closed them instead of draining")
+
+
+@pytest.mark.parametrize("seconds, held", [(1.05, 7), (0.21, 0)], ids=["drained", "idle"])
+def test_a_replica_that_drained_or_held_nothing_is_no_reason(seconds, held):
+    from .builders import early_exit_timeline
+    v = run(events=early_exit_timeline(seconds=seconds, held=held, window=1.0))
+    assert v.verdict == PASS
+    assert not any(r.startswith("shutdown:") for r in v.reasons)
+
+
+def test_an_early_exit_outside_the_slices_switch_is_not_this_slices():
+    from .builders import early_exit_timeline
+    v = run(events=early_exit_timeline(at=16.0))  # told to stop after this switch drained
+    assert v.verdict == PASS
+
+
+def test_the_policy_can_make_an_early_exit_a_note():
+    from .builders import early_exit_timeline
+    v = run(events=early_exit_timeline(), policy=Policy(early_exit_fails=False))
+    assert v.verdict == PASS
+    assert any(r.startswith("shutdown: replica blue-0 exited") for r in v.reasons)
+
+
 # ---------------------------------------------------------------- the rules
 
 
@@ -550,7 +583,7 @@ def test_the_rules_are_listed_in_reading_order():
     from zerodrop.reports.rules import RULES
     assert [r.__name__ for r in RULES] == [
         "dropped_requests", "unknown_versions", "old_after_drain", "new_before_switch",
-        "new_never_answered", "data_loss", "latency", "ledger_empty", "load_short",
+        "new_never_answered", "data_loss", "latency", "early_exit", "ledger_empty", "load_short",
         "generator_saturated", "switch_missing", "window_thin", "data_check_error",
         "keys_unchecked", "versions_unnamed", "readiness_findings"]
 
