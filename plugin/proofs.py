@@ -30,6 +30,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--load-max-duration", type=float, default=120.0,
                 help="zero_downtime: hard cap on one load run in seconds (default 120); it must "
                      "cover the baseline, the whole scenario and the tail")
+    g.addoption("--latency-p50-ratio", type=float, default=5.0,
+                help="zero_downtime: FAIL when p50 during or after the switch exceeds this many "
+                     "times the p50 before it (and 50 ms); 0 turns the rule off (default 5)")
+    g.addoption("--latency-p99-ratio", type=float, default=10.0,
+                help="zero_downtime: the same for p99 (above 250 ms); 0 turns it off "
+                     "(default 10)")
     g.addoption("--allow-early-exit", action="store_true",
                 help="zero_downtime: a replica that exits before its drain window while it holds "
                      "client connections is a note, not a FAIL (default: FAIL)")
@@ -44,6 +50,11 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--load-rate must be > 0 requests/s, got {opts.load_rate:g}")
     if opts.baseline < 0 or opts.tail < 0:
         raise pytest.UsageError("--baseline and --tail must be >= 0 seconds")
+    for name in ("latency_p50_ratio", "latency_p99_ratio"):
+        value = getattr(opts, name)
+        if value != 0 and not value > 1:
+            raise pytest.UsageError(f"--{name.replace('_', '-')} must be above 1 (or 0: off), "
+                                    f"got {value:g}")
     shortest = opts.baseline + opts.tail + MIN_SCENARIO_S
     if opts.load_max_duration < shortest:
         raise pytest.UsageError(

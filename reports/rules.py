@@ -39,8 +39,13 @@ class Policy:
     confidence: float = 0.95              # for the one-sided upper bound on the failure rate
     max_examples: int = 5                 # ids/keys quoted in a reason
     latency_p99_limit_ms: float | None = None  # any phase's p99 above this -> FAIL
-    latency_p99_ratio: float | None = None     # during/after p99 over before p99 above -> FAIL
-    latency_ratio_floor_ms: float = 50.0  # ratios below this absolute p99 are noise, not judged
+    # The relative rule, on by default: during/after against the same run's baseline (the
+    # phase before the switch). A percentile below its floor is noise on a shared machine and
+    # is not judged; p99 gets the wider margin because one slow second moves it.
+    latency_p50_ratio: float | None = 5.0     # during/after p50 above 5x the p50 before -> FAIL
+    latency_p99_ratio: float | None = 10.0    # during/after p99 above 10x the p99 before -> FAIL
+    latency_ratio_floor_ms: float = 50.0      # p50 below this is not judged
+    latency_p99_floor_ms: float = 250.0       # p99 below this is not judged
     exact_quantile_cap: int = 50_000      # exact percentiles up to this many values per phase
     # a replica that exits before its drain window while holding client connections: FAIL
     # (False: a note only; it did not drop a request this time, but it will under other timing)
@@ -299,15 +304,36 @@ def _latency_limit(f: VerdictFacts) -> list[str]:
             for p in PHASES if (p99 := f.latency[p]["p99"]) is not None and p99 > limit]
 
 
+def _ratio_limits(policy: Policy) -> list[tuple[str, float, float]]:
+    """(percentile, ratio, floor) of each relative latency rule the policy switches on."""
+    return [(q, ratio, floor) for q, ratio, floor in (
+        ("p50", policy.latency_p50_ratio, policy.latency_ratio_floor_ms),
+        ("p99", policy.latency_p99_ratio, policy.latency_p99_floor_ms)) if ratio is not None]
+
+
 def _latency_ratio(f: VerdictFacts) -> list[str]:
-    ratio, base = f.policy.latency_p99_ratio, f.latency["before"]["p99"]
-    if ratio is None or not base:
+    out = []
+    for q, ratio, floor in _ratio_limits(f.policy):
+        base = f.latency["before"][q]
+        out += [f"latency regression: {q} {_PHASE_WORDS[p]} was {v / base:.1f}x the {q} before "
+                f"the switch ({v:,.0f} ms vs {base:,.0f} ms), above the {ratio:g}x limit"
+                for p in ("during", "after")
+                if base and (v := f.latency[p][q]) is not None and v >= floor and v > ratio * base]
+    return out
+
+
+def latency_compared(f: VerdictFacts) -> list[str]:
+    """What the relative latency rule saw, for a PASS: each phase against the baseline."""
+    lat, limits = f.latency, _ratio_limits(f.policy)
+    if not limits or not lat["before"]["p50"]:
         return []
-    return [f"latency regression: p99 {_PHASE_WORDS[p]} was {p99 / base:.1f}x the p99 before "
-            f"the switch ({p99:,.0f} ms vs {base:,.0f} ms), above the {ratio:g}x limit"
-            for p in ("during", "after")
-            if (p99 := f.latency[p]["p99"]) is not None
-            and p99 >= f.policy.latency_ratio_floor_ms and p99 > ratio * base]
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v:,.0f}"
+    seen = "; ".join(f"{q} {ms(lat['before'][q])} / {ms(lat['during'][q])} / "
+                     f"{ms(lat['after'][q])} ms" for q, _, _ in limits)
+    rule = ", ".join(f"{q} {ratio:g}x above {floor:g} ms" for q, ratio, floor in limits)
+    return [f"latency within the relative rule: {seen} (before / during / after the switch; "
+            f"the limits: {rule})"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -470,7 +496,7 @@ def pass_reasons(f: VerdictFacts) -> list[str]:
     out.append(f"no data lost: all {_n(f.data.acknowledged, 'acknowledged payment')} found "
                f"with their amounts and by their Idempotency-Keys, no idempotency key paid "
                f"twice")
-    return out
+    return out + latency_compared(f)
 
 
 def _cutover_seen(sw: SwitchTally, i: int, n: int) -> str:

@@ -50,6 +50,7 @@ def closed_port() -> int:
     (["--target", "bogus"], 4, "argument --target: invalid choice: 'bogus'"),
     (["--load-users", "0"], 4, "--load-users must be >= 1, got 0"),
     (["--load-rate", "-5"], 4, "--load-rate must be > 0 requests/s, got -5"),
+    (["--latency-p50-ratio", "0.5"], 4, "--latency-p50-ratio must be above 1 (or 0: off), got 0.5"),
     (["--load-max-duration", "3"], 4, "--load-max-duration 3 s is shorter than the scenario"),
     (["--local-faults", "{nope"], 4, "--local-faults is not valid JSON"),
     (["--local-faults", '{"purple": {}}'], 4, '--local-faults takes {"blue"|"green"'),

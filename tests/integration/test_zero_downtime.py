@@ -103,6 +103,18 @@ def test_an_exit_without_drain_fails_every_run_even_when_nothing_drops(tmp_path)
         assert early and "before its 1 s drain window ended" in early[0], proof.explain()
 
 
+@pytest.mark.switch(settings=SwitchSettings(replicas=1, post_deploy=False,
+                                            new_faults={"latency_ms": 300}))
+def test_a_new_version_many_times_slower_fails_on_latency(switched):
+    """No request drops, but green answers 300 ms slower than blue: the default relative
+    rule against the same run's baseline names it."""
+    _, proof = switched
+    assert proof.verdict.verdict == "FAIL", proof.explain()
+    assert any(r.startswith("latency regression: p50 after the drain was ")
+               for r in proof.verdict.reasons), proof.explain()
+    assert proof.verdict.requests_failed == 0, proof.explain()
+
+
 def test_a_graceful_exit_is_seen_and_passes(tmp_path):
     """The positive side of the shutdown evidence: blue held connections when told to stop,
     and left only after its drain window; no shutdown reason."""

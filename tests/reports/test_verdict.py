@@ -365,18 +365,42 @@ def test_percentiles_are_nearest_rank():
     assert v.latency_ms["before"] == {"p50": pytest.approx(50.0), "p99": pytest.approx(99.0)}
 
 
-def test_latency_regression_fails_only_when_a_limit_is_set():
-    def recs():
-        for i in range(3000):
-            t = i / 100
-            yield record(t, latency_s=0.9 if SWITCH_AT <= t <= DRAINED_AT else 0.01, i=i)
-    assert run(recs()).verdict == PASS
-    v = run(recs(), policy=Policy(latency_p99_limit_ms=500))
+NO_RATIOS = Policy(latency_p50_ratio=None, latency_p99_ratio=None)
+
+
+def slow_during(during_s: float, before_s: float = 0.01):
+    for i in range(3000):
+        t = i / 100
+        yield record(t, latency_s=during_s if SWITCH_AT <= t <= DRAINED_AT else before_s, i=i)
+
+
+def test_a_switch_many_times_slower_than_its_baseline_fails_by_default():
+    v = run(slow_during(0.9))
+    assert v.verdict == FAIL
+    assert v.reasons[:2] == [
+        "latency regression: p50 during the switch was 90.0x the p50 before the switch "
+        "(900 ms vs 10 ms), above the 5x limit",
+        "latency regression: p99 during the switch was 90.0x the p99 before the switch "
+        "(900 ms vs 10 ms), above the 10x limit"]
+    assert run(slow_during(0.9), policy=NO_RATIOS).verdict == PASS
+
+
+def test_slower_but_below_the_floors_is_noise_and_shown_on_a_pass():
+    v = run(slow_during(0.045))  # 4.5x at p50, and below both floors anyway
+    assert v.verdict == PASS, v.summary()
+    assert v.reasons[-1] == ("latency within the relative rule: p50 10 / 45 / 10 ms; p99 10 / "
+                             "45 / 10 ms (before / during / after the switch; the limits: p50 5x "
+                             "above 50 ms, p99 10x above 250 ms)")
+
+
+def test_latency_limits_can_be_absolute_too():
+    v = run(slow_during(0.9), policy=Policy(latency_p99_limit_ms=500, latency_p50_ratio=None,
+                                             latency_p99_ratio=None))
     assert v.verdict == FAIL
     assert v.reasons == [
         "latency regression: p99 during the switch was 900 ms, above the 500 ms limit",
         v.reasons[-1]]
-    v = run(recs(), policy=Policy(latency_p99_ratio=3))
+    v = run(slow_during(0.9), policy=Policy(latency_p50_ratio=None, latency_p99_ratio=3))
     assert v.reasons[0] == ("latency regression: p99 during the switch was 90.0x the p99 before "
                             "the switch (900 ms vs 10 ms), above the 3x limit")
 
@@ -439,7 +463,7 @@ def test_unnamed_versions_are_inconclusive_not_unknown():
 
 
 def test_repr_is_short_for_assertion_messages():
-    assert repr(run()) == "Verdict(PASS, 3,000 requests, 0 failed, 3 reasons)"
+    assert repr(run()) == "Verdict(PASS, 3,000 requests, 0 failed, 4 reasons)"
 
 
 # ---------------------------------------------------------------- several switches in one slice
