@@ -48,7 +48,10 @@ from zerodrop.load import ledger
 
 log = logging.getLogger("zerodrop.load")
 
-DEFAULT_MIX = {"health": 5, "balance": 45, "create_payment": 25, "payment_status": 25}
+# replay_payment sends an earlier payment again with its Idempotency-Key, as a client whose
+# answer got lost must: the service has to answer with the same payment
+DEFAULT_MIX = {"health": 5, "balance": 40, "create_payment": 25, "payment_status": 25,
+               "replay_payment": 5}
 ACCOUNTS = [f"test-account-{i}" for i in range(10)]
 POLL_MEMORY = 50  # payment ids a user remembers for status polls
 
@@ -131,6 +134,7 @@ class PaymentServiceUser(FastHttpUser):
 
     def on_start(self) -> None:
         self.created: deque[str] = deque(maxlen=POLL_MEMORY)
+        self.sent: deque[tuple[str, str, str]] = deque(maxlen=POLL_MEMORY)  # key, amount, body
 
     # -- one request, judged ---------------------------------------------------------------------
 
@@ -180,7 +184,20 @@ class PaymentServiceUser(FastHttpUser):
         key = str(uuid.uuid4())
         body = (f'{{"amount": {amount}, "currency": "EUR", '
                 f'"from_account": "{src}", "to_account": "{dst}"}}')
-        self._call("POST", "/api/payments", "/api/payments", 201, body=body,
+        self.sent.append((key, amount, body))
+        self._send_payment(key, amount, body, "/api/payments")
+
+    def replay_payment(self) -> None:
+        """The same payment again, same body, same Idempotency-Key: the answer must be the
+        first one's (the data check holds every answer for a key to one payment id)."""
+        if not self.sent:
+            self.create_payment()  # nothing to replay yet: still exactly one request
+            return
+        key, amount, body = random.choice(self.sent)
+        self._send_payment(key, amount, body, "/api/payments (replay)")
+
+    def _send_payment(self, key: str, amount: str, body: str, route: str) -> None:
+        self._call("POST", "/api/payments", route, 201, body=body,
                    extra_headers={"Idempotency-Key": key, "Content-Type": "application/json"},
                    context={"amount": amount, "idempotency_key": key}, check=self._check_created)
 

@@ -37,7 +37,7 @@ from zerodrop.records.results import LoadTarget
 
 LOCUSTFILE = Path(__file__).resolve().with_name("locustfile.py")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-TASKS = ("health", "balance", "create_payment", "payment_status")
+TASKS = ("health", "balance", "create_payment", "payment_status", "replay_payment")
 LOG_TAIL_LINES = 30
 SATURATION_CPU_SHARE = 0.9  # a generator process this busy sets the pace itself
 SATURATION_SHORTFALL = 0.8  # below this share of the target, the result explains why

@@ -67,6 +67,8 @@ class DataCheck:
     # keys whose lookup finds one payment, but not the one acknowledged for that key
     key_leads_elsewhere: list[str] = field(default_factory=list)
     keys_unchecked: int = 0  # keys past the check's bound (-> INCONCLUSIVE: not looked at)
+    # keys whose acknowledged answers named more than one payment (a replay got another one)
+    keys_answered_twice: list[str] = field(default_factory=list)
     error: str = ""  # set when the check itself could not run (-> INCONCLUSIVE); no prefix
 
 

@@ -264,7 +264,7 @@ def new_never_answered(f: VerdictFacts) -> list[Reason]:
 
 
 def data_loss(f: VerdictFacts) -> list[Reason]:
-    """Acknowledged payments missing, changed, or paid twice for one idempotency key."""
+    """Acknowledged payments missing, or come back with another amount."""
     d, cap = f.data, f.policy.max_examples
     of_acked = f"of {_n(d.acknowledged, 'acknowledged payment')}"
     out = []
@@ -275,18 +275,31 @@ def data_loss(f: VerdictFacts) -> list[Reason]:
     if d.mismatched:
         out.append(f"data loss: {len(d.mismatched):,} {of_acked} came back with another "
                    f"amount: {_examples(d.mismatched, cap)}")
-    if d.duplicated_keys:
-        out.append(f"data loss: {_n(len(d.duplicated_keys), 'idempotency key')} produced more "
-                   f"than one payment: {_examples(d.duplicated_keys, cap)}")
+    return [Reason(KIND_FAIL, text) for text in out]
+
+
+def key_loss(f: VerdictFacts) -> list[Reason]:
+    """An Idempotency-Key that paid twice, was answered with two payments, finds nothing, or
+    leads to another payment than the one acknowledged for it."""
+    d, cap = f.data, f.policy.max_examples
+
+    def keys(found: list[str], one: str, many: str, what: str) -> list[str]:
+        if not found:
+            return []
+        verb = one if len(found) == 1 else many
+        return [f"data loss: {_n(len(found), 'idempotency key')} {verb}{what}: "
+                f"{_examples(found, cap)}"]
+
+    out = keys(d.duplicated_keys, "", "", "produced more than one payment")
+    out += keys(d.keys_answered_twice, "was ", "were ", "answered with more than one payment "
+                "id (a replay with the same key got another payment)")
+    out += keys(d.key_leads_elsewhere, "leads ", "lead ", "to another payment than the one "
+                "acknowledged for it")
     if d.not_found_by_key:
-        out.append(f"data loss: {len(d.not_found_by_key):,} {of_acked} cannot be found by "
-                   f"the Idempotency-Key they were created with (the lookup by key returned "
+        out.append(f"data loss: {len(d.not_found_by_key):,} of "
+                   f"{_n(d.acknowledged, 'acknowledged payment')} cannot be found by the "
+                   f"Idempotency-Key they were created with (the lookup by key returned "
                    f"nothing): {_examples(d.not_found_by_key, cap)}")
-    if d.key_leads_elsewhere:
-        out.append(f"data loss: {_n(len(d.key_leads_elsewhere), 'idempotency key')} "
-                   f"{'leads' if len(d.key_leads_elsewhere) == 1 else 'lead'} to another "
-                   f"payment than the one acknowledged for it: "
-                   f"{_examples(d.key_leads_elsewhere, cap)}")
     return [Reason(KIND_FAIL, text) for text in out]
 
 
@@ -466,7 +479,7 @@ def readiness_findings(f: VerdictFacts) -> list[Reason]:
 
 RULES: tuple[Rule, ...] = (
     dropped_requests, unknown_versions, old_after_drain, new_before_switch, new_never_answered,
-    data_loss, latency, early_exit,
+    data_loss, key_loss, latency, early_exit,
     ledger_empty, load_short, generator_saturated, switch_missing, window_thin,
     data_check_error, keys_unchecked, versions_unnamed,
     readiness_findings,

@@ -33,6 +33,7 @@ class PaymentAcks:
         self.acked: dict[str, str] = {}
         self.keys: set[str] = set()
         self.acked_for_key: dict[str, str] = {}  # key -> the payment id acknowledged for it
+        self.ids_of_key: dict[str, set[str]] = {}  # key -> every id its answers named
 
     def add(self, r: LedgerRecord) -> None:
         if r.method != "POST" or not r.idempotency_key:
@@ -40,7 +41,8 @@ class PaymentAcks:
         self.keys.add(r.idempotency_key)
         if not r.failed and r.payment_id:
             self.acked[r.payment_id] = r.amount
-            self.acked_for_key[r.idempotency_key] = r.payment_id
+            self.acked_for_key.setdefault(r.idempotency_key, r.payment_id)
+            self.ids_of_key.setdefault(r.idempotency_key, set()).add(r.payment_id)
 
 
 def acknowledged_payments(records: Iterable[LedgerRecord],
@@ -94,6 +96,7 @@ def lookup_payments(base_url: str, token: str, acks: PaymentAcks, workers: int =
         key_leads_elsewhere=[k for k in checked if k in acked_for
                              and by_key[k] and acked_for[k] not in by_key[k]],
         keys_unchecked=len(keys) - len(checked),
+        keys_answered_twice=sorted(k for k, ids in acks.ids_of_key.items() if len(ids) > 1),
     )
 
 

@@ -177,9 +177,12 @@ def test_a_service_that_ignores_idempotency_keys_fails(switched):
     _, proof = switched
     assert proof.verdict.verdict == "FAIL", proof.explain()
     assert proof.data.acknowledged > 0 and not proof.data.missing, proof.explain()
-    assert len(proof.data.not_found_by_key) == proof.data.acknowledged, proof.explain()
+    assert proof.data.not_found_by_key, proof.explain()  # no key found its payment
     assert any(r.startswith("data loss:") and "cannot be found by the Idempotency-Key" in r
                for r in proof.verdict.reasons), proof.explain()
+    # the replays sent with the same key got payments of their own
+    assert proof.data.keys_answered_twice, proof.explain()
+    assert any("answered with more than one payment id" in r for r in proof.verdict.reasons)
 
 
 def test_ten_switches_back_and_forth_pass(tmp_path):

@@ -48,3 +48,14 @@ def test_a_data_check_that_cannot_run_is_said_once(tmp_path):
     assert text.count(PREFIX) == 1, text
     assert f"inconclusive: {PREFIX}: ConnectionError: " in text
 
+
+
+def test_the_collector_holds_every_id_a_key_was_answered_with():
+    """A replay answered with the first payment adds nothing; one answered with another
+    payment leaves the key with two ids (the data check reports it)."""
+    acks = PaymentAcks()
+    for r in (_payment(1, "k1", payment_id="pay_1"), _payment(2, "k1", payment_id="pay_1"),
+              _payment(3, "k2", payment_id="pay_2"), _payment(4, "k2", payment_id="pay_3")):
+        acks.add(r)
+    assert acks.ids_of_key == {"k1": {"pay_1"}, "k2": {"pay_2", "pay_3"}}
+    assert acks.acked_for_key == {"k1": "pay_1", "k2": "pay_2"}  # the first answer counts

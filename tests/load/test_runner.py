@@ -54,8 +54,14 @@ def test_standalone_run_records_every_request(replica, tmp_path: Path):
     assert all(t_before <= r.t_start <= r.t_end <= t_after for r in records)
     assert [r.t_start for r in records] == sorted(r.t_start for r in records)
     routes = Counter(r.route for r in records)
-    assert set(routes) == {"/health", "/api/accounts/{id}/balance", "/api/payments", "/api/payments/{id}"}
+    assert set(routes) == {"/health", "/api/accounts/{id}/balance", "/api/payments", "/api/payments/{id}",
+                           "/api/payments (replay)"}
     payments = [r for r in records if r.route == "/api/payments"]
+    # a replay sends an earlier payment's key again and gets that payment back
+    first_id = {r.idempotency_key: r.payment_id for r in payments}
+    replays = [r for r in records if r.route == "/api/payments (replay)"]
+    assert replays and all(r.status == 201 and r.payment_id == first_id[r.idempotency_key]
+                           for r in replays if r.idempotency_key in first_id)
     assert all(r.method == "POST" and r.status == 201 and r.payment_id and r.idempotency_key and r.amount
                for r in payments)
     # the ledger's amounts are exactly what the service stored

@@ -226,7 +226,7 @@ def test_missing_payments_are_data_loss_with_capped_examples():
                             "pay_1, pay_2, pay_3, pay_4, ... (2 more)")
     assert v.integrity == {"acknowledged": 1200, "missing": 7, "mismatched": 0, "duplicated": 0,
                            "not_found_by_key": 0, "key_leads_elsewhere": 0,
-                           "keys_unchecked": 0}
+                           "keys_unchecked": 0, "keys_answered_twice": 0}
 
 
 def test_mismatched_amounts_are_data_loss():
@@ -260,6 +260,13 @@ def test_a_key_that_leads_to_another_payment_is_data_loss():
     assert v.verdict == FAIL
     assert v.reasons[0] == ("data loss: 1 idempotency key leads to another payment than the one "
                             "acknowledged for it: key-a")
+
+
+def test_a_replay_answered_with_another_payment_is_data_loss():
+    v = run(data=DataCheck(acknowledged=1200, keys_answered_twice=["key-a"]))
+    assert v.verdict == FAIL
+    assert v.reasons[0] == ("data loss: 1 idempotency key was answered with more than one "
+                            "payment id (a replay with the same key got another payment): key-a")
 
 
 def test_keys_the_check_did_not_look_up_are_inconclusive_never_a_pass():
@@ -418,7 +425,8 @@ def test_to_dict_has_exactly_the_design_shape_and_is_json():
     assert set(d["latency_ms"]) == {"before", "during", "after"}
     assert all(set(p) == {"p50", "p99"} for p in d["latency_ms"].values())
     assert set(d["integrity"]) == {"acknowledged", "missing", "mismatched", "duplicated",
-                                   "not_found_by_key", "key_leads_elsewhere", "keys_unchecked"}
+                                   "not_found_by_key", "key_leads_elsewhere", "keys_unchecked",
+                                   "keys_answered_twice"}
     assert set(d["load"]) == {"target_rps", "achieved_rps", "saturated"}
     assert set(d["bound_95"]) == {"failure_rate_upper"}
     assert d["scenario"] == "switch"
@@ -607,7 +615,7 @@ def test_the_rules_are_listed_in_reading_order():
     from zerodrop.reports.rules import RULES
     assert [r.__name__ for r in RULES] == [
         "dropped_requests", "unknown_versions", "old_after_drain", "new_before_switch",
-        "new_never_answered", "data_loss", "latency", "early_exit", "ledger_empty", "load_short",
+        "new_never_answered", "data_loss", "key_loss", "latency", "early_exit", "ledger_empty", "load_short",
         "generator_saturated", "switch_missing", "window_thin", "data_check_error",
         "keys_unchecked", "versions_unnamed", "readiness_findings"]
 
