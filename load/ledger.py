@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from zerodrop.records.ledger import LedgerRecord, failed, line_summary, sort_key
+from zerodrop.records.ledger import LedgerRecord, failed, line_summary
 from zerodrop.records.progress import ProcessProgress, parse_many
 
 ENV_LEDGER_DIR = "ZERODROP_LEDGER_DIR"
@@ -364,14 +364,19 @@ def install(environment: Any, directory: Path | None) -> LedgerListener:
 # -- merging --------------------------------------------------------------------------------
 
 
-def _parse(line: str) -> tuple[float, str] | None:
+# a line on its way through the merge: (t_start, the line, t_end, failed), parsed once
+_Parsed = tuple[float, str, float, bool]
+
+
+def _parse(line: str) -> _Parsed | None:
     line = line.strip()
     if not line:
         return None
     try:
-        return sort_key(line), line
+        t_start, t_end, is_failure = line_summary(line)
     except (ValueError, TypeError, KeyError):
         return None  # a torn last line (a killed writer) or garbage: not a record
+    return t_start, line, t_end, is_failure
 
 
 @dataclass(frozen=True)
@@ -443,26 +448,29 @@ class _Runs:
         self.tmpdir = tmpdir
         self.chunk = chunk
         self.in_memory = 0
-        self.runs: list[Iterator[tuple[float, str]]] = []
+        self.runs: list[Iterator[_Parsed]] = []
+        self.dropped = 0  # torn or non-record lines of the processes' files
         self._n = 0
 
-    def _spill(self, batch: list[tuple[float, str]]) -> None:
+    def _spill(self, batch: list[_Parsed]) -> None:
         batch.sort(key=lambda x: x[0])
         self._n += 1
         p = self.tmpdir / f"run-{self._n}.jsonl"
         with open(p, "w", encoding="utf-8") as out:
-            for _t, line in batch:
-                out.write(line)
+            for parsed in batch:
+                out.write(parsed[1])
                 out.write("\n")
         self.runs.append(_read_run(p))
 
     def add_file(self, path: Path) -> None:
-        batch: list[tuple[float, str]] = []
+        batch: list[_Parsed] = []
         spilled = False
         with open(path, encoding="utf-8", errors="replace") as f:
             for line in f:
                 parsed = _parse(line)
-                if parsed is not None:
+                if parsed is None:
+                    self.dropped += bool(line.strip())
+                else:
                     batch.append(parsed)
                     if len(batch) >= self.chunk:
                         self._spill(batch)
@@ -478,7 +486,7 @@ class _Runs:
             self.runs.append(iter(batch))
 
 
-def _read_run(path: Path) -> Iterator[tuple[float, str]]:
+def _read_run(path: Path) -> Iterator[_Parsed]:
     with open(path, encoding="utf-8") as f:
         for line in f:
             parsed = _parse(line)
@@ -496,12 +504,11 @@ def merge_ledgers(directory: Path | str, chunk: int = MERGE_CHUNK) -> MergeSumma
     each file is cut into runs of at most ``chunk`` records, each run sorted in memory (spilled
     to a temp file when the file holds more than one run), and all runs of all files are merged
     with ``heapq.merge``. Memory is bounded by ``chunk`` records (~200k lines, ~60 MB) whatever
-    the disorder or the size; a million records merged in ~11 s with ~100 MB peak RSS on the
-    2-core dev machine (benchmarks/RESULTS.md) before the summary was counted here; counting it
-    parses each line once more (~1.7x the merge on 200k records), which the result's own
-    re-read of the file used to cost.
-    Torn or non-JSON lines, and lines without the summary's fields, are dropped. Written to a
-    temp file and renamed: a reader never sees half a merge.
+    the disorder or the size; a million records merge in ~11 s with ~100 MB peak RSS on the
+    2-core dev machine (benchmarks/RESULTS.md). The one parse of each line that gives its sort
+    key also gives the summary's fields, so counting the summary costs no second parse.
+    Torn or non-JSON lines, and lines without the summary's fields, are dropped (and counted).
+    Written to a temp file and renamed: a reader never sees half a merge.
     """
     directory = Path(directory)
     files = sorted(p for p in directory.glob("ledger-*.jsonl") if p.is_file())
@@ -514,20 +521,17 @@ def merge_ledgers(directory: Path | str, chunk: int = MERGE_CHUNK) -> MergeSumma
         partial = directory / (MERGED_NAME + ".part")
         with open(partial, "w", encoding="utf-8") as out:
             tally = _write_merged(out, heapq.merge(*runs.runs, key=lambda x: x[0]))
+            tally.dropped = runs.dropped
         os.replace(partial, out_path)
     return tally.summary(out_path)
 
 
-def _write_merged(out: Any, lines: Iterator[tuple[float, str]]) -> _SummaryTally:
-    """Write the merged lines, counting each record as it goes by (``line_summary``: the
-    ledger's own reader of the few fields the summary needs)."""
+def _write_merged(out: Any, lines: Iterator[_Parsed]) -> _SummaryTally:
+    """Write the merged lines, counting each record as it goes by from the fields its one
+    parse already gave."""
     tally = _SummaryTally()
-    for _t, line in lines:
-        try:
-            tally.add(*line_summary(line))
-        except (ValueError, TypeError, KeyError):
-            tally.dropped += 1  # it had a t_start but is no record
-            continue
+    for t_start, line, t_end, is_failure in lines:
+        tally.add(t_start, t_end, is_failure)
         out.write(line)
         out.write("\n")
     return tally

@@ -12,7 +12,6 @@ from typing import IO, Any, Iterable, Iterator
 
 OUTCOMES = ("ok", "http_error", "refused", "reset", "timeout", "bad_body")
 FAILED_OUTCOMES = OUTCOMES[1:]
-SORT_KEY = "t_start"  # the ledger is merged and sliced by when a request started
 
 
 def failed(outcome: str) -> bool:
@@ -77,14 +76,10 @@ class LedgerRecord:
 _FIELDS = frozenset(f.name for f in fields(LedgerRecord))
 
 
-def sort_key(line: str) -> float:
-    """The merge key of one ledger line; ValueError/TypeError/KeyError when it is no record."""
-    return float(json.loads(line)[SORT_KEY])
-
-
 def line_summary(line: str) -> tuple[float, float, bool]:
     """``(t_start, t_end, failed)`` of one ledger line without building its record: the merge
-    counts millions of lines while it writes them, and a record costs three times the parse.
+    sorts by ``t_start`` and counts the load summary from the same one parse of each line, and a
+    record costs three times the parse.
     ValueError/TypeError/KeyError when the line is no record."""
     data = json.loads(line)
     return float(data["t_start"]), float(data["t_end"]), failed(str(data["outcome"]))
