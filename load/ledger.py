@@ -70,7 +70,8 @@ _REFUSED_ERRNOS = {errno.ECONNREFUSED}
 _TIMEOUT_ERRNOS = {errno.ETIMEDOUT}
 _RESET_ERRNOS = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ENOTCONN, errno.ESHUTDOWN}
 # geventhttpclient's classes, matched by name so this module never imports gevent
-_RESET_CLASS_NAMES = {"HTTPConnectionClosed", "HTTPParseError", "HTTPProtocolViolationError", "EmptyResponse"}
+_RESET_CLASS_NAMES = {"HTTPConnectionClosed", "HTTPParseError", "HTTPProtocolViolationError", "EmptyResponse",
+                      "ProtocolError"}
 _TIMEOUT_CLASS_NAMES = {"Timeout"}  # gevent.Timeout is a BaseException, not a TimeoutError
 _STATUS_CLASS_NAMES = {"BadStatusCode", "LocustBadStatusCode"}
 
@@ -96,6 +97,8 @@ def transport_outcome(exc: BaseException) -> str | None:
     """``refused``/``timeout``/``reset`` when ``exc`` is a transport failure, else None."""
     names = _class_names(exc)
     code = getattr(exc, "errno", None)
+    if getattr(exc, "keepalive_race", False) is True:  # load/http1.py's ConnectionEnded
+        return "keepalive_race"
     if isinstance(exc, ConnectionRefusedError) or code in _REFUSED_ERRNOS:
         return "refused"
     if isinstance(exc, TimeoutError) or code in _TIMEOUT_ERRNOS or names & _TIMEOUT_CLASS_NAMES:
@@ -166,6 +169,14 @@ def record_from_event(name: str, method: str, response_time: float, response: An
         payment_id=ctx.get("payment_id", ""),
         amount=ctx.get("amount", ""),
         idempotency_key=ctx.get("idempotency_key", ""),
+        population=ctx.get("population", ""),
+        kind=ctx.get("kind", ""),
+        attempt=int(ctx.get("attempt", 1)),
+        first_request_id=ctx.get("first_request_id", ""),
+        planned=float(ctx.get("planned", 0.0)),
+        conn=ctx.get("conn", ""),
+        account=ctx.get("account", ""),
+        balance=ctx.get("balance", ""),
     )
 
 
@@ -200,6 +211,9 @@ class LedgerListener:
         self.cpu_usage = 0.0
         self.written = 0
         self._closed = False
+        # the open-model schedule's own counters (load/locustfile.py's Engine keeps them here):
+        # scheduled, late, missed_cap, max_inflight
+        self.schedule: dict[str, int] = {}
 
     # -- the hot path -------------------------------------------------------------------------
 
@@ -277,7 +291,11 @@ class LedgerListener:
                                requests=self.requests, failures=self.failures,
                                by_outcome=dict(self.by_outcome), last_second=n_1s,
                                last_second_by_color=by_color, written=self.written,
-                               cpu_warning=self.cpu_warning, cpu_usage=self.cpu_usage)
+                               cpu_warning=self.cpu_warning, cpu_usage=self.cpu_usage,
+                               scheduled=self.schedule.get("scheduled", 0),
+                               late=self.schedule.get("late", 0),
+                               missed_cap=self.schedule.get("missed_cap", 0),
+                               max_inflight=self.schedule.get("max_inflight", 0))
 
     def write_progress(self) -> None:
         if self.progress_path is None:
@@ -394,6 +412,7 @@ class MergeSummary:
     t_last: float | None = None    # the last request's t_end
     latency_sample: tuple[float, ...] = field(default=(), repr=False)  # seconds
     dropped_lines: int = 0         # torn or non-record lines left out of the merge
+    t_last_start: float | None = None  # the last request's t_start
 
     def __fspath__(self) -> str:
         return str(self.path)
@@ -404,6 +423,14 @@ class MergeSummary:
         if not self.requests or self.t_first is None or self.t_last is None:
             return 0.0
         return self.t_last - self.t_first
+
+    @property
+    def start_span_s(self) -> float:
+        """First start to last start: the span over which requests were SENT, which an open
+        model holds to its schedule whatever the answers' latency; 0 with under 2 requests."""
+        if self.requests < 2 or self.t_first is None or self.t_last_start is None:
+            return 0.0
+        return self.t_last_start - self.t_first
 
     @property
     def median_latency_s(self) -> float | None:
@@ -418,7 +445,7 @@ class _SummaryTally:
 
     def __init__(self) -> None:
         self.requests = self.failures = self.dropped = 0
-        self.first, self.last = math.inf, -math.inf
+        self.first, self.last, self.last_start = math.inf, -math.inf, -math.inf
         self.latencies: list[float] = []
 
     def add(self, t_start: float, t_end: float, is_failure: bool) -> None:
@@ -429,6 +456,8 @@ class _SummaryTally:
             self.first = t_start
         if t_end > self.last:
             self.last = t_end
+        if t_start > self.last_start:
+            self.last_start = t_start
         if len(self.latencies) < LATENCY_SAMPLE:
             self.latencies.append(t_end - t_start)
 
@@ -436,7 +465,7 @@ class _SummaryTally:
         if not self.requests:
             return MergeSummary(path, dropped_lines=self.dropped)
         return MergeSummary(path, self.requests, self.failures, self.first, self.last,
-                            tuple(self.latencies), self.dropped)
+                            tuple(self.latencies), self.dropped, self.last_start)
 
 
 class _Runs:

@@ -1,34 +1,34 @@
-"""Locust user classes for the payment service: the traffic that crosses a blue/green switch.
+"""The load that crosses a blue/green switch: an open-model schedule of requests to the payment
+service from four client populations, every request recorded in the ledger.
 
 Run on its own::
 
-    ZERODROP_LEDGER_DIR=/tmp/ledger locust -f load/locustfile.py --host http://127.0.0.1:8080 \
-        --headless -u 20 -r 20 --run-time 30s
+    ZERODROP_LEDGER_DIR=/tmp/ledger ZERODROP_RATE=200 locust -f load/locustfile.py \
+        --host http://127.0.0.1:8080 --headless -u 1 -r 1 --run-time 30s
 
-or through ``load.runner.LoadRun``, which sets these environment variables:
+or through ``load.runner.LoadRun``, which sets the variables below. Locust hosts the run (its
+process model, master/workers, stop handling, request events); one Locust user per process runs
+the schedule (``load/arrivals.py``: when each request is due, populations, the request mix).
 
+    ZERODROP_RATE             this process's scheduled arrivals per second (default 100)
+    ZERODROP_ARRIVALS         constant | poisson (default constant)
+    ZERODROP_POPULATIONS      JSON weights over keepalive, fresh, retry (default 60/15/25)
+    ZERODROP_IDLE_CLIENTS     idle keep-alive clients over all processes (default 8; 0 = none)
+    ZERODROP_IDLE_PERIOD      seconds between an idle client's requests (> the drain window)
+    ZERODROP_MAX_INFLIGHT     the generator's concurrency cap per process (default 400)
+    ZERODROP_MAX_ATTEMPTS     attempts of a retrying client (default 3)
+    ZERODROP_MIX              JSON weights over the request kinds (see arrivals.DEFAULT_MIX)
+    ZERODROP_MONEY_ACCOUNTS   comma-separated accounts the credits, debits and balance reads use
     ZERODROP_TOKEN            Bearer token for /api (default "test-token")
-    ZERODROP_RATE_PER_USER    requests/s of each user, constant_throughput (default 10)
     ZERODROP_REQUEST_TIMEOUT  seconds, connect and each socket read (default 5)
-    ZERODROP_MIX              JSON {"health": 5, "balance": 45, "create_payment": 25,
-                              "payment_status": 25} (task weights; default as shown)
-    ZERODROP_LEDGER_DIR       where ledger-<role>-<pid>.jsonl and progress-<role>-<pid>.json go;
-                              unset: no ledger (a warning says so)
+    ZERODROP_LEDGER_DIR       where ledger-<role>-<pid>.jsonl and progress-<role>-<pid>.json go
     ZERODROP_LEDGER_OFF       "1": count progress but write no records (benchmarks only)
-    ZERODROP_PARENT_PID       when set, the process shuts itself down once that process is gone
-                              (no orphan load generator if the harness is SIGKILLed)
+    ZERODROP_PROCESS_INDEX / ZERODROP_PROCESSES  this process's share of the idle clients
+    ZERODROP_PARENT_PID       the process exits once that process is gone (no orphan generator)
 
-One task is exactly one request, so ``constant_throughput`` paces requests, not task bodies.
-
-No retries, anywhere: a retry turns a dropped request into a slow success and hides exactly what
-this harness exists to see. FastHttpUser's ``max_retries = 0`` means one attempt at the
-UserAgent level (``range(max_retries + 1)``). Below that, geventhttpclient's ``HTTPClient.request``
-silently re-sends idempotent requests (GET) on another pooled connection when a kept-alive
-connection turns out closed or reset (up to pool size + 1 times). That is switched off here by
-``disable_stale_connection_retries()``; tests/load proves it with a server that closes a
-kept-alive connection on the second request (the GET is recorded as ``reset``, and the server saw
-exactly as many requests as the ledger holds). Keep-alive itself stays on: it is what real
-clients do and what makes drains matter.
+No hidden retries: the HTTP client (``load/http1.py``) sends each request once; only the
+``retry`` population sends again, and every attempt is a ledger record of its own, linked to the
+first by ``first_request_id``. A failure that a retry recovered stays a failure in the ledger.
 """
 from __future__ import annotations
 
@@ -36,77 +36,33 @@ import json
 import logging
 import os
 import random
+import time
 import uuid
 from collections import deque
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Callable
+from urllib.parse import urlsplit
 
 import gevent
-from locust import FastHttpUser, constant_throughput, events
+from locust import User, constant, events, task
+from locust.exception import StopUser
+from locust.user.task import LOCUST_STATE_STOPPING
 
 from zerodrop.load import ledger
+from zerodrop.load.arrivals import LATE_S, Chooser, Settings, SettingsError, schedule
+from zerodrop.load.http1 import Connection, Pool, Response
 
 log = logging.getLogger("zerodrop.load")
 
-# replay_payment sends an earlier payment again with its Idempotency-Key, as a client whose
-# answer got lost must: the service has to answer with the same payment
-DEFAULT_MIX = {"health": 5, "balance": 40, "create_payment": 25, "payment_status": 25,
-               "replay_payment": 5}
-ACCOUNTS = [f"test-account-{i}" for i in range(10)]
-POLL_MEMORY = 50  # payment ids a user remembers for status polls
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "")
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        raise SystemExit(f"zerodrop locustfile: {name}={raw!r} is not a number")
-    if value <= 0:
-        raise SystemExit(f"zerodrop locustfile: {name}={raw!r} must be > 0")
-    return value
-
-
-def _env_mix() -> dict[str, int]:
-    raw = os.environ.get("ZERODROP_MIX", "")
-    if not raw:
-        return dict(DEFAULT_MIX)
-    try:
-        mix = json.loads(raw)
-        if not isinstance(mix, dict):
-            raise ValueError
-        mix = {str(k): int(v) for k, v in mix.items()}
-    except (ValueError, TypeError):
-        raise SystemExit(f"zerodrop locustfile: ZERODROP_MIX={raw!r} is not a JSON object of integer weights")
-    unknown = set(mix) - set(DEFAULT_MIX)
-    if unknown or any(v < 0 for v in mix.values()) or sum(mix.values()) <= 0:
-        raise SystemExit(f"zerodrop locustfile: ZERODROP_MIX={raw!r}: weights >= 0 for {sorted(DEFAULT_MIX)}, "
-                         "at least one > 0")
-    return mix
-
-
-def disable_stale_connection_retries() -> None:
-    """Make geventhttpclient's HTTPClient.request never re-send a request on another connection.
-
-    The retry is decided by the module function ``_may_retry_after_send_error(method)``; it is
-    looked up at call time, so replacing it switches every retry branch off (the one branch that
-    retries regardless is for ``Expect: 100-continue``, which these users never send). Fails loud
-    when a geventhttpclient upgrade renames it, rather than silently retrying again.
-    """
-    import geventhttpclient.client as ghc
-
-    if not hasattr(ghc, "_may_retry_after_send_error"):
-        raise RuntimeError("geventhttpclient changed: _may_retry_after_send_error is gone; "
-                           "check how HTTPClient.request retries and disable it again (load/locustfile.py)")
-    ghc._may_retry_after_send_error = lambda method: False
-
-
-disable_stale_connection_retries()
-
-TOKEN = os.environ.get("ZERODROP_TOKEN", "test-token")
-RATE_PER_USER = _env_float("ZERODROP_RATE_PER_USER", 10.0)
-REQUEST_TIMEOUT = _env_float("ZERODROP_REQUEST_TIMEOUT", 5.0)
-MIX = _env_mix()
+try:
+    SETTINGS = Settings.from_env(os.environ)
+except SettingsError as exc:
+    raise SystemExit(f"zerodrop locustfile: {exc}")
+ACCOUNTS = [f"test-account-{i}" for i in range(10)]  # payments between these (the worker moves money)
+POLL_MEMORY = 50  # payment ids remembered for status polls and replays
+TRANSPORT_RETRY_BACKOFF_S = 0.05
 _listener: ledger.LedgerListener | None = None
 
 
@@ -115,143 +71,354 @@ def money(minor: int) -> str:
     return f"{minor // 100}.{minor % 100:02d}"
 
 
-class PaymentServiceUser(FastHttpUser):
-    """A client of the payment service: health checks, balance reads, payments and their status.
+class _Answer:
+    """What the ledger's listener reads from an answer: ``status_code`` and ``headers.get``."""
 
-    Every task sends exactly one request with a fresh X-Request-Id, and judges the answer:
-    a status other than the expected one is ``UnexpectedStatus`` (-> http_error), a wrong body is
-    ``BadBody`` (-> bad_body); a transport failure is left exactly as the client raised it.
-    """
+    __slots__ = ("status_code", "headers")
 
-    abstract = True  # the concrete class below gets its weights from ZERODROP_MIX
-    wait_time = constant_throughput(RATE_PER_USER)
-    network_timeout = REQUEST_TIMEOUT
-    connection_timeout = REQUEST_TIMEOUT
-    max_retries = 0  # one attempt; see the module docstring for the retry below this one
-    max_redirects = 0
-    concurrency = 1  # one greenlet per user: one connection, kept alive
-    default_headers = {"Authorization": f"Bearer {TOKEN}"}
+    def __init__(self, resp: Response | None):
+        self.status_code = resp.status if resp is not None else 0
+        self.headers = _Headers(resp.headers if resp is not None else {})
 
-    def on_start(self) -> None:
+
+class _Headers(dict):
+    def get(self, name, default=None):  # noqa: D102 - case-insensitive lookup
+        return dict.get(self, name.lower(), default)
+
+
+@dataclass
+class Req:
+    """One request to send (possibly several times, by a retrying client)."""
+
+    kind: str
+    method: str
+    path: str
+    route: str
+    expected: int
+    body: bytes = b""
+    headers: dict | None = None
+    context: dict | None = None
+    check: Callable[[Response, dict], str] | None = None
+
+
+class Engine:
+    """One process's schedule: the scheduled populations at ``rate``, the idle clients on
+    their own fixed phases, the concurrency cap, and the counters the progress file carries."""
+
+    def __init__(self, environment, host: str, settings: Settings):
+        self.env = environment
+        self.s = settings
+        parts = urlsplit(host)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.pool = Pool(self.host, self.port, settings.request_timeout)
+        self.rng = random.Random()
+        self.population = Chooser(settings.populations, self.rng)
+        self.kind = Chooser(settings.mix, self.rng)
+        self.inflight = 0
+        self.stopping = False
         self.created: deque[str] = deque(maxlen=POLL_MEMORY)
-        self.sent: deque[tuple[str, str, str]] = deque(maxlen=POLL_MEMORY)  # key, amount, body
+        self.sent: deque[tuple[str, str, bytes]] = deque(maxlen=POLL_MEMORY)  # key, amount, body
+        self.auth = {"Authorization": f"Bearer {settings.token}"}
+        self.counters = _listener.schedule if _listener is not None else {}
 
-    # -- one request, judged ---------------------------------------------------------------------
+    # -- the schedule ---------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, route: str, expected: int, body: str | None = None,
-              extra_headers: dict[str, str] | None = None, context: dict[str, str] | None = None,
-              check=None) -> None:
-        request_id = uuid.uuid4().hex
-        headers = {"X-Request-Id": request_id}
-        if extra_headers:
-            headers.update(extra_headers)
-        ctx = {"request_id": request_id}
-        if context:
-            ctx.update(context)
-        with self.client.request(method, path, name=route, data=body, headers=headers, context=ctx,
-                                 catch_response=True) as resp:
-            ctx = resp.request_meta["context"]  # Locust fires a copy of the context we passed
-            status = resp.status_code or 0
-            err = resp.request_meta.get("exception")
-            if status == 0 or (err is not None and type(err).__name__ != "LocustBadStatusCode"):
-                return  # a transport failure: leave the client's own exception for the ledger
-            if status != expected:
-                resp.failure(ledger.UnexpectedStatus(f"HTTP {status}, expected {expected}"))
-                return
-            if check is not None:
+    def run(self, should_stop: Callable[[], bool]) -> None:
+        self._warm()
+        idle = [gevent.spawn(self._idle_client, offset) for offset in self.s.idle_offsets()]
+        c = self.counters
+        t0 = time.time() + 0.02
+        for g in idle:
+            g.t0 = t0  # type: ignore[attr-defined]
+        planned = schedule(self.s.rate, t0, self.s.arrivals, self.rng)
+        due = next(planned)
+        try:
+            while not should_stop():
+                now = time.time()
+                if due > now:
+                    gevent.sleep(min(due - now, 0.05))
+                    continue
+                while due <= now:
+                    c["scheduled"] = c.get("scheduled", 0) + 1
+                    if now - due > LATE_S:
+                        c["late"] = c.get("late", 0) + 1
+                    if not self.population:
+                        pass
+                    elif self.inflight >= self.s.max_inflight:
+                        c["missed_cap"] = c.get("missed_cap", 0) + 1
+                    else:
+                        self.inflight += 1
+                        c["max_inflight"] = max(c.get("max_inflight", 0), self.inflight)
+                        gevent.spawn(self._arrival, due)
+                    due = next(planned)
+                gevent.sleep(0)
+        finally:
+            self.stopping = True
+            deadline = time.monotonic() + self.s.request_timeout + 0.5
+            while self.inflight > 0 and time.monotonic() < deadline:
+                gevent.sleep(0.05)
+            gevent.joinall(idle, timeout=max(0.0, deadline - time.monotonic()))
+            gevent.killall([g for g in idle if not g.dead], block=False)
+            self.pool.close()
+
+    def _warm(self) -> None:
+        """Open the keep-alive pool's connections before the schedule starts (a client's pool
+        is warm when a switch happens; the first requests then measure the service)."""
+        conns = []
+        for _ in range(self.s.warm_connections if self.s.populations.get("keepalive", 0) else 0):
+            conn = Connection(self.host, self.port, self.s.request_timeout)
+            try:
+                conn.open()
+            except OSError:
+                break
+            conns.append(conn)
+        for conn in conns:
+            self.pool.release(conn)
+
+    def _arrival(self, planned: float) -> None:
+        try:
+            population = self.population.pick()
+            req = self.build(self.kind.pick())
+            if population == "fresh":
+                conn = Connection(self.host, self.port, self.s.request_timeout)
                 try:
-                    problem = check(resp, ctx)
-                except Exception as exc:  # noqa: BLE001 - a crashing check must not unrecord the request
-                    problem = f"body check crashed: {exc!r}"[:200]
+                    self.send(conn, req, planned, "fresh", close=True)
+                finally:
+                    conn.close()
+            elif population == "retry":
+                if req.route == "/api/payments" and self.rng.random() < self.s.duplicate_share:
+                    self._duplicate(req, planned)
+                else:
+                    self._with_retries(req, planned)
+            else:
+                self._pooled(req, planned, population)
+        finally:
+            self.inflight -= 1
+
+    def _pooled(self, req: Req, planned: float, population: str, attempt: int = 1,
+                first_id: str = "", route: str | None = None, request_id: str = "") -> tuple[bool, str]:
+        conn = self.pool.acquire()
+        try:
+            return self.send(conn, req, planned, population, attempt=attempt, first_id=first_id,
+                             route=route, request_id=request_id)
+        finally:
+            self.pool.release(conn)
+
+    def _with_retries(self, req: Req, planned: float) -> None:
+        """Send; on a connection error or a timeout (no answer), send again with the same
+        Idempotency-Key and body, up to ``max_attempts``, backing off. An HTTP answer, even an
+        error, is never retried here: the service decided."""
+        first_id = ""
+        for attempt in range(1, self.s.max_attempts + 1):
+            route = req.route if attempt == 1 else f"{req.route} (retry)"
+            no_answer, rid = self._pooled(req, planned, "retry", attempt, first_id, route)
+            first_id = first_id or rid
+            if not no_answer or self.stopping:
+                return
+            gevent.sleep(TRANSPORT_RETRY_BACKOFF_S * 2 ** (attempt - 1))
+
+    def _duplicate(self, req: Req, planned: float) -> None:
+        """The same payment sent twice at once on two connections (a double click, a client
+        that gave up waiting too early): both answers must name the same payment."""
+        first_id = uuid.uuid4().hex
+        second = gevent.spawn(self._pooled, req, planned, "retry", 2, first_id,
+                              f"{req.route} (duplicate)")
+        self._pooled(req, planned, "retry", request_id=first_id)
+        second.join()
+
+    def _idle_client(self, offset: float) -> None:
+        """One idle keep-alive client: a request every ``idle_period_s`` at its own phase, on
+        its own connection, checked for a server close before each send."""
+        while not hasattr(gevent.getcurrent(), "t0"):
+            gevent.sleep(0.01)
+        t0 = gevent.getcurrent().t0  # type: ignore[attr-defined]
+        conn = Connection(self.host, self.port, self.s.request_timeout)
+        k = 0
+        while not self.stopping:
+            due = t0 + offset + k * self.s.idle_period_s
+            k += 1
+            wait = due - time.time()
+            if wait > 0:
+                gevent.sleep(wait)
+            if self.stopping:
+                break
+            if conn.sock is not None and not conn.still_open():
+                conn.close()  # the server closed it while we were idle: a new one, as a client would
+                conn = Connection(self.host, self.port, self.s.request_timeout)
+            elif conn.sock is None and conn.answers:
+                conn = Connection(self.host, self.port, self.s.request_timeout)
+            self.send(conn, self.build(self.kind.pick()), due, "idle")
+        conn.close()
+
+    # -- one request ----------------------------------------------------------------------------
+
+    def send(self, conn: Connection, req: Req, planned: float, population: str, attempt: int = 1,
+             first_id: str = "", route: str | None = None, close: bool = False,
+             request_id: str = "") -> tuple[bool, str]:
+        """Send ``req`` once on ``conn`` and fire Locust's request event (-> one ledger record).
+        Returns (no answer arrived, the X-Request-Id sent)."""
+        rid = request_id or uuid.uuid4().hex
+        headers = dict(self.auth)
+        headers["X-Request-Id"] = rid
+        if req.headers:
+            headers.update(req.headers)
+        if close:
+            headers["Connection"] = "close"
+        ctx = dict(req.context or ())
+        ctx.update(request_id=rid, population=population, kind=req.kind, attempt=attempt,
+                   first_request_id=first_id, planned=planned, conn="reused" if conn.reused else "new")
+        exc: BaseException | None = None
+        resp: Response | None = None
+        start = time.time()
+        try:
+            resp = conn.request(req.method, req.path, headers, req.body)
+        except Exception as e:  # noqa: BLE001 - every transport failure is recorded as it was raised
+            exc = e
+        elapsed_ms = (time.time() - start) * 1000.0
+        if resp is not None:
+            if resp.status != req.expected:
+                exc = ledger.UnexpectedStatus(f"HTTP {resp.status}, expected {req.expected}")
+            elif req.check is not None:
+                try:
+                    problem = req.check(resp, ctx)
+                except Exception as e:  # noqa: BLE001 - a crashing check must not unrecord the request
+                    problem = f"body check crashed: {e!r}"[:200]
                 if problem:
-                    resp.failure(ledger.BadBody(problem))
-                    return
-            resp.success()
+                    exc = ledger.BadBody(problem)
+        self.env.events.request.fire(request_type=req.method, name=route or req.route, response_time=elapsed_ms,
+                                     response_length=len(resp.body) if resp is not None else 0,
+                                     response=_Answer(resp), context=ctx, exception=exc, start_time=start)
+        return resp is None, rid
 
-    # -- the tasks -------------------------------------------------------------------------------
+    # -- what to ask ----------------------------------------------------------------------------
 
-    def health(self) -> None:
-        self._call("GET", "/health", "/health", 200)
+    def build(self, kind: str) -> Req:
+        return getattr(self, f"_req_{kind}")()
 
-    def balance(self) -> None:
-        account = random.choice(ACCOUNTS)
-        self._call("GET", f"/api/accounts/{account}/balance", "/api/accounts/{id}/balance", 200,
-                   check=_check_json_object)
+    def _req_health(self) -> Req:
+        return Req("health", "GET", "/health", "/health", 200)
 
-    def create_payment(self) -> None:
-        amount = money(random.randint(1, 999_999))
-        src, dst = random.sample(ACCOUNTS, 2)
+    def _req_balance(self) -> Req:
+        account = self.rng.choice(self.s.accounts)
+        return Req("balance", "GET", f"/api/accounts/{account}/balance", "/api/accounts/{id}/balance", 200,
+                   context={"account": account}, check=_check_balance)
+
+    def _req_create_payment(self) -> Req:
+        amount = money(self.rng.randint(1, 999_999))
+        src, dst = self.rng.sample(ACCOUNTS, 2)
         key = str(uuid.uuid4())
         body = (f'{{"amount": {amount}, "currency": "EUR", '
-                f'"from_account": "{src}", "to_account": "{dst}"}}')
+                f'"from_account": "{src}", "to_account": "{dst}"}}').encode()
         self.sent.append((key, amount, body))
-        self._send_payment(key, amount, body, "/api/payments")
+        return self._payment(key, amount, body, "/api/payments")
 
-    def replay_payment(self) -> None:
-        """The same payment again, same body, same Idempotency-Key: the answer must be the
+    def _req_replay_payment(self) -> Req:
+        """An earlier payment again, same body, same Idempotency-Key: the answer must be the
         first one's (the data check holds every answer for a key to one payment id)."""
         if not self.sent:
-            self.create_payment()  # nothing to replay yet: still exactly one request
-            return
-        key, amount, body = random.choice(self.sent)
-        self._send_payment(key, amount, body, "/api/payments (replay)")
+            return self._req_create_payment()
+        key, amount, body = self.rng.choice(self.sent)
+        return self._payment(key, amount, body, "/api/payments (replay)")
 
-    def _send_payment(self, key: str, amount: str, body: str, route: str) -> None:
-        self._call("POST", "/api/payments", route, 201, body=body,
-                   extra_headers={"Idempotency-Key": key, "Content-Type": "application/json"},
-                   context={"amount": amount, "idempotency_key": key}, check=self._check_created)
+    def _payment(self, key: str, amount: str, body: bytes, route: str) -> Req:
+        return Req("payment", "POST", "/api/payments", route, 201, body,
+                   {"Idempotency-Key": key, "Content-Type": "application/json"},
+                   {"amount": amount, "idempotency_key": key}, self._check_created)
 
-    def payment_status(self) -> None:
+    def _req_payment_status(self) -> Req:
         if not self.created:
-            self.create_payment()  # nothing to poll yet: still exactly one request
-            return
-        payment_id = random.choice(self.created)
-        self._call("GET", f"/api/payments/{payment_id}", "/api/payments/{id}", 200,
+            return self._req_create_payment()
+        payment_id = self.rng.choice(self.created)
+        return Req("status", "GET", f"/api/payments/{payment_id}", "/api/payments/{id}", 200,
                    context={"payment_id": payment_id}, check=_check_payment_id)
 
-    def _check_created(self, resp, ctx: dict[str, str]) -> str:
-        try:
-            data = json.loads(resp.text or "", parse_float=Decimal)
-        except ValueError:
+    def _req_credit(self) -> Req:
+        return self._transaction("credit", self.rng.randint(1, 99_999))
+
+    def _req_debit(self) -> Req:
+        return self._transaction("debit", self.rng.randint(1, 49_999))
+
+    def _transaction(self, kind: str, minor: int) -> Req:
+        account = self.rng.choice(self.s.accounts)
+        amount = money(minor)
+        key = str(uuid.uuid4())
+        body = f'{{"account_id": "{account}", "amount": {amount}, "type": "{kind}"}}'.encode()
+        return Req(kind, "POST", "/api/transactions", "/api/transactions", 201, body,
+                   {"Idempotency-Key": key, "Content-Type": "application/json"},
+                   {"amount": amount, "idempotency_key": key, "account": account}, _check_transaction)
+
+    def _check_created(self, resp: Response, ctx: dict) -> str:
+        data = _json(resp)
+        if data is None:
             return "201 body is not JSON"
         if not isinstance(data, dict) or not data.get("id"):
             return "201 body has no payment id"
         ctx["payment_id"] = str(data["id"])
         if data.get("status") != "pending":
             return f"201 body status is {data.get('status')!r}, expected 'pending'"
-        try:
-            same = Decimal(str(data.get("amount"))) == Decimal(ctx["amount"])
-        except InvalidOperation:
-            same = False
-        if not same:
+        if not _same(data.get("amount"), ctx["amount"]):
             return f"201 body amount {data.get('amount')!r} != sent {ctx['amount']}"
         self.created.append(ctx["payment_id"])
         return ""
 
 
-def _check_json_object(resp, _ctx: dict[str, str]) -> str:
+def _json(resp: Response):
     try:
-        data = json.loads(resp.text or "")
+        return json.loads(resp.body or b"", parse_float=Decimal)
     except ValueError:
+        return None
+
+
+def _same(stored: object, sent: str) -> bool:
+    try:
+        return Decimal(str(stored)) == Decimal(sent)
+    except InvalidOperation:
+        return False
+
+
+def _check_balance(resp: Response, ctx: dict) -> str:
+    data = _json(resp)
+    if data is None:
         return "body is not JSON"
-    return "" if isinstance(data, dict) else "body is not a JSON object"
-
-
-def _check_payment_id(resp, ctx: dict[str, str]) -> str:
+    if not isinstance(data, dict) or "balance" not in data:
+        return "balance body has no balance"
     try:
-        data = json.loads(resp.text or "")
-    except ValueError:
+        ctx["balance"] = str(Decimal(str(data["balance"])))
+    except InvalidOperation:
+        return f"balance {data['balance']!r} is not a decimal"
+    return ""
+
+
+def _check_transaction(resp: Response, ctx: dict) -> str:
+    data = _json(resp)
+    if data is None:
+        return "201 body is not JSON"
+    if not isinstance(data, dict) or not data.get("id"):
+        return "201 body has no transaction id"
+    if not _same(data.get("amount"), ctx["amount"]):
+        return f"201 body amount {data.get('amount')!r} != sent {ctx['amount']}"
+    return ""
+
+
+def _check_payment_id(resp: Response, ctx: dict) -> str:
+    data = _json(resp)
+    if data is None:
         return "body is not JSON"
     if not isinstance(data, dict) or str(data.get("id")) != ctx["payment_id"]:
         return f"payment body is not payment {ctx['payment_id']}"
     return ""
 
 
-class PaymentUser(PaymentServiceUser):
-    """The runnable user: task weights from ZERODROP_MIX."""
+class OpenModelUser(User):
+    """One per Locust process: runs this process's share of the schedule until Locust stops
+    it (SIGTERM, --run-time), then lets the requests in flight finish."""
 
-    abstract = False
-    tasks = {getattr(PaymentServiceUser, name): weight for name, weight in MIX.items() if weight > 0}
+    wait_time = constant(0)
+
+    @task
+    def run_schedule(self) -> None:
+        Engine(self.environment, self.host, SETTINGS).run(lambda: self._state == LOCUST_STATE_STOPPING)
+        raise StopUser()
 
 
 @events.init.add_listener

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
+from zerodrop.load.arrivals import ARRIVALS, KINDS, LATE_S, MONEY_ACCOUNTS, SCHEDULED_POPULATIONS
 from zerodrop.load.ledger import (ENV_LEDGER_DIR, ENV_LEDGER_OFF, ENV_ROLE, MergeSummary,
                                   merge_ledgers, read_progress)
 from zerodrop.records.progress import Progress
@@ -37,10 +38,12 @@ from zerodrop.records.results import LoadTarget
 
 LOCUSTFILE = Path(__file__).resolve().with_name("locustfile.py")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-TASKS = ("health", "balance", "create_payment", "payment_status", "replay_payment")
+TASKS = KINDS
 LOG_TAIL_LINES = 30
 SATURATION_CPU_SHARE = 0.9  # a generator process this busy sets the pace itself
 SATURATION_SHORTFALL = 0.8  # below this share of the target, the result explains why
+LATE_SHARE = 0.02  # more arrivals than this share started LATE_S late: the generator's CPU set the pace
+MISSED_SHARE = 0.01  # more arrivals than this share skipped at the concurrency cap: the cap did
 
 
 class LoadError(Exception):
@@ -49,9 +52,16 @@ class LoadError(Exception):
 
 @dataclass(frozen=True)
 class LoadPlan:
-    """What load to put on which target. ``rate`` is the total target in requests/s, spread over
-    ``users`` (each paced by constant_throughput at rate/users). ``max_duration`` is a hard cap
-    (Locust --run-time); ``stop()`` usually ends the run earlier."""
+    """What load to put on which target.
+
+    Open model (load/arrivals.py): ``rate`` requests/s are STARTED on a schedule (``arrivals``:
+    constant or poisson) by the populations ``keepalive``/``fresh``/``retry`` (``populations``:
+    weights), whatever the answers' latency; the ``idle`` population adds ``idle_clients``
+    kept-alive clients that each send once every ``idle_period_s`` (set it above the target's
+    drain window). ``max_inflight`` is the generator's concurrency cap per process; ``users`` is
+    how many keep-alive connections are opened before the schedule starts (the pool grows on
+    demand). ``max_duration`` is a hard cap (Locust --run-time); ``stop()`` usually ends the run
+    earlier. ``workers`` > 0 splits the schedule over that many Locust worker processes."""
 
     host: str
     token: str = "test-token"
@@ -61,9 +71,16 @@ class LoadPlan:
     workers: int = 0
     request_timeout: float = 5.0
     ledger_dir: Path | None = None  # None: a fresh temporary directory
-    mix: dict[str, int] | None = None  # task weights, keys from TASKS; None: the locustfile's default
+    mix: dict[str, int] | None = None  # request kinds' weights, keys from TASKS; None: the default
     allow_hosts: tuple[str, ...] = ()  # non-loopback hosts allowed as targets (e.g. pod IPs)
     ledger: bool = True  # False: write no records (only the benchmark compares without)
+    arrivals: str = "constant"
+    populations: dict[str, int] | None = None  # None: keepalive 60, fresh 15, retry 25
+    idle_clients: int = 8
+    idle_period_s: float = 3.0
+    max_inflight: int = 400
+    max_attempts: int = 3
+    accounts: tuple[str, ...] = MONEY_ACCOUNTS  # the accounts credits, debits and balance reads use
 
     def validate(self) -> None:
         """Raise ``LoadError`` with one line naming the bad setting and the fix."""
@@ -78,9 +95,6 @@ class LoadPlan:
         if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 0:
             raise LoadError(f"load workers must be 0 (one process) or a positive number of worker processes, "
                             f"got {self.workers!r}")
-        if self.workers > self.users:
-            raise LoadError(f"load workers ({self.workers}) must not exceed users ({self.users}): "
-                            "a worker without users makes no load")
         try:
             parts = urlsplit(self.host)
             hostname = parts.hostname
@@ -98,10 +112,46 @@ class LoadPlan:
                 raise LoadError(f"load mix has unknown tasks {unknown}; known: {list(TASKS)}")
             if any(not isinstance(v, int) or v < 0 for v in self.mix.values()) or sum(self.mix.values()) <= 0:
                 raise LoadError(f"load mix weights must be integers >= 0 with at least one > 0, got {self.mix}")
+        if self.arrivals not in ARRIVALS:
+            raise LoadError(f"load arrivals must be one of {', '.join(ARRIVALS)}, got {self.arrivals!r}")
+        if self.populations is not None:
+            unknown = sorted(set(self.populations) - set(SCHEDULED_POPULATIONS))
+            if unknown:
+                raise LoadError(f"load populations has unknown {unknown}; known: {list(SCHEDULED_POPULATIONS)} "
+                                "(the idle population is set by idle_clients)")
+            if any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in self.populations.values()):
+                raise LoadError(f"load population weights must be integers >= 0, got {self.populations}")
+            if sum(self.populations.values()) <= 0 and self.idle_clients <= 0:
+                raise LoadError("load populations are all 0 and there are no idle clients: nothing would be sent")
+        for name in ("idle_clients", "max_inflight", "max_attempts"):
+            value = getattr(self, name)
+            low = 0 if name == "idle_clients" else 1
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise LoadError(f"load {name} must be an integer >= {low}, got {value!r}")
+        if not _positive(self.idle_period_s):
+            raise LoadError(f"load idle_period_s must be > 0 seconds, got {self.idle_period_s!r}")
+        if not self.accounts or not all(isinstance(a, str) and a and "," not in a for a in self.accounts):
+            raise LoadError(f"load accounts must be non-empty names without commas, got {self.accounts!r}")
+
+    @property
+    def processes(self) -> int:
+        """Locust processes that run the schedule (the master runs none)."""
+        return max(1, self.workers)
 
     @property
     def rate_per_user(self) -> float:
-        return self.rate / self.users
+        """The scheduled rate of each process (one Locust user per process runs it)."""
+        return self.rate / self.processes
+
+    @property
+    def idle_rate(self) -> float:
+        return self.idle_clients / self.idle_period_s
+
+    @property
+    def total_rate(self) -> float:
+        """Every request the plan asks for per second: the schedule plus the idle clients."""
+        scheduled = self.rate if self.populations is None or sum(self.populations.values()) > 0 else 0.0
+        return scheduled + self.idle_rate
 
 
 def _positive(x: object) -> bool:
@@ -125,9 +175,16 @@ class LoadResult:
     locust_exit_code: int
     log_tail: list[str]
     detail: str = ""
+    shortfall: str = ""  # "cap" | "cpu": why the generator could not keep its schedule
+    scheduled: int = 0
+    late: int = 0
+    missed_cap: int = 0
+    max_inflight: int = 0
 
     def load_target(self) -> LoadTarget:
-        return LoadTarget(self.target_rps, self.achieved_rps, self.saturated, self.detail)
+        return LoadTarget(self.target_rps, self.achieved_rps, self.saturated, self.detail,
+                          shortfall=self.shortfall, scheduled=self.scheduled, late=self.late,
+                          missed_cap=self.missed_cap, max_inflight=self.max_inflight)
 
 
 @dataclass
@@ -213,9 +270,10 @@ class LoadRun(GeneratorRun):
 
     def _env(self, role: str) -> dict[str, str]:
         env = dict(os.environ)
-        for name in ("ZERODROP_MIX", ENV_LEDGER_OFF):
-            env.pop(name, None)
-        env.update(locust_env(self.plan, str(self.ledger_dir), role))
+        for name in [k for k in env if k.startswith("ZERODROP_")]:
+            env.pop(name, None)  # only the plan speaks to the locustfile
+        index = sum(p.role == "worker" for p in self._procs) if role == "worker" else 0
+        env.update(locust_env(self.plan, str(self.ledger_dir), role, index))
         env.update({
             "ZERODROP_PARENT_PID": str(os.getpid()),
         })
@@ -328,8 +386,9 @@ class LoadRun(GeneratorRun):
         self._procs = []
         assert self.ledger_dir is not None
         merged = merge_ledgers(self.ledger_dir)
-        cpu_warning = any("CPU usage above" in line for line in log_tail) or self.progress().saturated
-        self.result = _result(merged, self.plan, exit_code, log_tail, killed, cpu_warning, demand)
+        last = self.progress()
+        cpu_warning = any("CPU usage above" in line for line in log_tail) or last.saturated
+        self.result = _result(merged, self.plan, exit_code, log_tail, killed, cpu_warning, demand, last)
         return self.result
 
     def _cpu_share(self) -> float | None:
@@ -387,26 +446,40 @@ def begin_run(plan: LoadPlan, ledger_dir: Path | None, launch: Callable[[Path], 
 
 
 def locust_args(plan: LoadPlan) -> list[str]:
-    """Locust's command line for a plan (headless, every user at once, the hard cap)."""
+    """Locust's command line for a plan: headless, ONE Locust user per process (it runs that
+    process's share of the open-model schedule), the hard cap, and a stop timeout that lets the
+    requests in flight end."""
     run_time = f"{max(1, math.ceil(plan.max_duration))}s"
-    spawn_rate = str(max(plan.users * 5, 1))  # all users within ~0.2 s: the rate is reached at once
-    return ["--headless", "--host", plan.host, "-u", str(plan.users), "-r", spawn_rate,
+    users = str(plan.processes)
+    return ["--headless", "--host", plan.host, "-u", users, "-r", users,
             "--run-time", run_time, "--only-summary",
-            "--stop-timeout", str(math.ceil(plan.request_timeout + 1))]
+            "--stop-timeout", str(math.ceil(plan.request_timeout + 2))]
 
 
-def locust_env(plan: LoadPlan, ledger_dir: str, role: str) -> dict[str, str]:
-    """The locustfile's settings (see load/locustfile.py) for one process of a plan."""
+def locust_env(plan: LoadPlan, ledger_dir: str, role: str, index: int = 0) -> dict[str, str]:
+    """The locustfile's settings (see load/locustfile.py) for one process of a plan; ``index``
+    is a worker's number (its share of the idle clients)."""
     env = {
         ENV_LEDGER_DIR: ledger_dir,
         ENV_ROLE: role,
         "ZERODROP_TOKEN": plan.token,
-        "ZERODROP_RATE_PER_USER": repr(plan.rate_per_user),
+        "ZERODROP_RATE": repr(plan.rate_per_user),
+        "ZERODROP_ARRIVALS": plan.arrivals,
+        "ZERODROP_IDLE_CLIENTS": str(plan.idle_clients),
+        "ZERODROP_IDLE_PERIOD": repr(float(plan.idle_period_s)),
+        "ZERODROP_MAX_INFLIGHT": str(plan.max_inflight),
+        "ZERODROP_MAX_ATTEMPTS": str(plan.max_attempts),
+        "ZERODROP_WARM_CONNECTIONS": str(max(1, plan.users // plan.processes)),
+        "ZERODROP_MONEY_ACCOUNTS": ",".join(plan.accounts),
+        "ZERODROP_PROCESS_INDEX": str(index),
+        "ZERODROP_PROCESSES": str(plan.processes),
         "ZERODROP_REQUEST_TIMEOUT": repr(float(plan.request_timeout)),
         "PYTHONUNBUFFERED": "1",
     }
     if plan.mix is not None:
         env["ZERODROP_MIX"] = json.dumps(plan.mix)
+    if plan.populations is not None:
+        env["ZERODROP_POPULATIONS"] = json.dumps(plan.populations)
     if not plan.ledger:
         env[ENV_LEDGER_OFF] = "1"
     return env
@@ -477,28 +550,45 @@ def preflight_check(host: str, token: str, timeout: float = 3.0) -> None:
 
 
 def _result(merged: MergeSummary, plan: LoadPlan, exit_code: int, log_tail: list[str],
-            killed: list[str], cpu_warning: bool, cpu_share: float | None) -> LoadResult:
-    """The run's result from the merge's summary (the ledger is not read again) and the
-    saturation judgement (see ``LoadRun.stop``)."""
-    duration = merged.duration_s
-    achieved = merged.requests / duration if duration > 0 else 0.0
-    detail = []
-    saturated = False
+            killed: list[str], cpu_warning: bool, cpu_share: float | None,
+            schedule: Progress | None = None) -> LoadResult:
+    """The run's result from the merge's summary (the ledger is not read again), the processes'
+    last schedule counters, and the judgement whether the GENERATOR kept its schedule (see
+    ``LoadRun.stop``).
+
+    The achieved rate counts requests over the span in which they were STARTED: an open model
+    starts them on schedule whatever the answers' latency, so a slow service lowers no rate.
+    The generator fell short of its schedule for one of two reasons, and ``shortfall`` says
+    which: ``cap`` (more than 1 % of the arrivals were skipped because ``max_inflight``
+    requests were already in flight) or ``cpu`` (more than 2 % of the arrivals started over
+    0.2 s late, or a Locust process demanded >= 90 % of a core, or Locust warned of its CPU).
+    """
+    span = merged.start_span_s
+    achieved = merged.requests / span if span > 0 else 0.0
+    detail: list[str] = []
+    shortfall = ""
+    scheduled = schedule.scheduled if schedule is not None else 0
+    late = schedule.late if schedule is not None else 0
+    missed = schedule.missed_cap if schedule is not None else 0
+    if scheduled and missed > MISSED_SHARE * scheduled:
+        shortfall = "cap"
+        detail.append(f"the generator's concurrency cap ({plan.max_inflight} in flight per process) was reached: "
+                      f"{missed:,} of {scheduled:,} scheduled requests were never sent")
+    if scheduled and late > LATE_SHARE * scheduled:
+        shortfall = shortfall or "cpu"
+        detail.append(f"the generator's own CPU: {late:,} of {scheduled:,} requests started more than "
+                      f"{LATE_S * 1000:.0f} ms after their planned time")
     if cpu_share is not None and cpu_share >= SATURATION_CPU_SHARE:
-        saturated = True
+        shortfall = shortfall or "cpu"
         detail.append(f"a Locust process demanded {cpu_share:.0%} of a core (on it or waiting for it): "
                       "the generator, not the target, set the pace")
     if cpu_warning:
-        saturated = True
+        shortfall = shortfall or "cpu"
         detail.append("Locust reported CPU usage above 90%")
-    median = merged.median_latency_s
-    if median is not None and achieved < SATURATION_SHORTFALL * plan.rate and not saturated:
-        detail.append(f"achieved {achieved:.0f} of {plan.rate:.0f} req/s with the generator below "
-                      f"{SATURATION_CPU_SHARE:.0%} CPU: the target's latency (median {median * 1000:.1f} ms) "
-                      f"or too few users (at most ~{plan.users / max(median, 1e-9):.0f} req/s) limited the rate")
     if killed:
         detail.append(f"killed after the stop timeout: {', '.join(killed)}")
     return LoadResult(ledger_path=merged.path, requests=merged.requests, failures=merged.failures,
-                      duration_s=duration, achieved_rps=achieved, target_rps=float(plan.rate),
-                      saturated=saturated, locust_exit_code=exit_code, log_tail=log_tail,
-                      detail="; ".join(detail))
+                      duration_s=merged.duration_s, achieved_rps=achieved, target_rps=float(plan.total_rate),
+                      saturated=bool(shortfall), locust_exit_code=exit_code, log_tail=log_tail,
+                      detail="; ".join(detail), shortfall=shortfall, scheduled=scheduled, late=late,
+                      missed_cap=missed, max_inflight=schedule.max_inflight if schedule is not None else 0)

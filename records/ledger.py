@@ -10,7 +10,10 @@ import json
 from dataclasses import dataclass, fields, replace
 from typing import IO, Any, Iterable, Iterator
 
-OUTCOMES = ("ok", "http_error", "refused", "reset", "timeout", "bad_body")
+# keepalive_race: the request went out on a kept-alive connection that had served earlier
+# requests and the connection ended (reset or closed) before any byte of an answer came back:
+# the server closed an idle connection as the client sent on it (the HTTP/1.1 keep-alive race)
+OUTCOMES = ("ok", "http_error", "refused", "reset", "timeout", "bad_body", "keepalive_race")
 FAILED_OUTCOMES = OUTCOMES[1:]
 
 
@@ -27,6 +30,20 @@ class LedgerRecord:
     headers of the answer ("" when there was none). For payment creations, ``payment_id``,
     ``amount`` (exact decimal string, e.g. "150.00") and ``idempotency_key`` let the data check
     find every acknowledged payment afterwards.
+
+    The open-model load adds:
+
+    - ``population``: which kind of client sent it (``keepalive``, ``idle``, ``fresh``, ``retry``;
+      "" in ledgers from before populations);
+    - ``kind``: what the request does, for the data checks (``payment``, ``credit``, ``debit``,
+      ``balance``, ``status``, ``health``);
+    - ``attempt`` (1 for a first send) and ``first_request_id``: a retry, or a deliberate
+      duplicate send, names the X-Request-Id of the first attempt it repeats;
+    - ``planned``: when the schedule wanted it started (``t_start - planned`` is the generator's
+      own lag; 0.0 when there was no schedule);
+    - ``conn``: ``new`` (a connection opened for it) or ``reused`` (a kept-alive one);
+    - ``account`` and ``balance``: the account a credit, debit or balance read is about, and the
+      balance a read answered (exact decimal string).
     """
 
     t_start: float
@@ -43,6 +60,14 @@ class LedgerRecord:
     payment_id: str = ""
     amount: str = ""
     idempotency_key: str = ""
+    population: str = ""
+    kind: str = ""
+    attempt: int = 1
+    first_request_id: str = ""
+    planned: float = 0.0
+    conn: str = ""
+    account: str = ""
+    balance: str = ""
 
     @property
     def failed(self) -> bool:

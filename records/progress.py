@@ -25,6 +25,12 @@ class ProcessProgress:
     written: int = 0                          # ledger records on disk
     cpu_warning: bool = False
     cpu_usage: float = 0.0
+    # the open-model schedule: arrivals due, those started late (the generator's lag), those
+    # skipped because the concurrency cap was reached, and the most requests in flight at once
+    scheduled: int = 0
+    late: int = 0
+    missed_cap: int = 0
+    max_inflight: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -47,6 +53,10 @@ class Progress:
     failures: int
     by_color: dict[str, int] = field(default_factory=dict)  # answers of the last second; "-": none
     saturated: bool = False  # a Locust process reported CPU above 90 %
+    scheduled: int = 0
+    late: int = 0
+    missed_cap: int = 0
+    max_inflight: int = 0
 
     @property
     def active_color(self) -> tuple[str, float] | None:
@@ -64,7 +74,12 @@ class Progress:
         requests = failures = n_1s = 0
         by_color: dict[str, int] = {}
         saturated = False
+        scheduled = late = missed = inflight = 0
         for p in processes:
+            scheduled += p.scheduled
+            late += p.late
+            missed += p.missed_cap
+            inflight += p.max_inflight
             requests += p.requests
             failures += p.failures
             n_1s += p.last_second
@@ -72,7 +87,8 @@ class Progress:
                 by_color[color] = by_color.get(color, 0) + int(n)
             saturated = saturated or p.cpu_warning
         return cls(elapsed=elapsed, planned=planned, requests=requests, rps=float(n_1s),
-                   failures=failures, by_color=by_color, saturated=saturated)
+                   failures=failures, by_color=by_color, saturated=saturated,
+                   scheduled=scheduled, late=late, missed_cap=missed, max_inflight=inflight)
 
 
 def parse_many(texts: Iterable[str]) -> list[ProcessProgress]:

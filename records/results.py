@@ -6,6 +6,7 @@ a dict. Pure data: no I/O, nothing of the project imported.
 - ``FaultWindow``: a fault on purpose, from when it started to when it was removed.
 - ``DataCheck``: the acknowledged writes looked up again after the run.
 - ``LoadTarget``: what the load generator was asked for and what it managed.
+- ``MoneyCheck``: the balances after the run against the credits and debits the load sent.
 - ``ScenarioFacts``: everything one scenario run reports, in one object.
 """
 from __future__ import annotations
@@ -78,5 +79,62 @@ class LoadTarget:
 
     target_rps: float
     achieved_rps: float
-    saturated: bool = False  # the generator itself ran out of CPU (its numbers are suspect)
+    saturated: bool = False  # the generator could not keep its schedule (its numbers are suspect)
     detail: str = ""
+    shortfall: str = ""      # why: "cap" (its concurrency cap) or "cpu" (its own CPU); "" kept it
+    scheduled: int = 0       # arrivals the open-model schedule planned
+    late: int = 0            # of those, started more than 0.2 s after their planned time
+    missed_cap: int = 0      # of those, never sent: the concurrency cap was reached
+    max_inflight: int = 0    # the most requests in flight at once (summed over processes)
+
+
+@dataclass(frozen=True)
+class MoneyMismatch:
+    """One account whose final balance is not what its acknowledged writes make: every amount
+    an exact decimal string. ``unknown``: writes of unknown outcome on the account, none of whose
+    subsets explains the difference."""
+
+    account: str
+    start: str
+    credits: str    # the sum of the acknowledged credits
+    debits: str     # the sum of the acknowledged debits
+    expected: str   # start + credits - debits
+    final: str
+    unknown: int = 0
+
+
+@dataclass(frozen=True)
+class StaleRead:
+    """A balance read outside what the writes around it allow: below ``lower`` it missed a
+    write acknowledged before it started (read-your-writes), above ``upper`` it showed money no
+    write sent before it ended could make."""
+
+    account: str
+    request_id: str
+    t_start: float
+    value: str
+    lower: str
+    upper: str
+
+
+@dataclass(frozen=True)
+class MoneyCheck:
+    """After the run: every account's balance against the credits and debits the load sent.
+
+    ``judged`` False: this verdict does not judge money (an old ledger, a slice that is not the
+    last); the rules stay silent. A write is one Idempotency-Key: acknowledged when one of its
+    attempts got 201, rejected when every attempt got a 4xx, unknown otherwise (it may have been
+    applied). ``unchecked`` says why an invariant could not be checked and ``error`` why the check
+    could not run (both -> INCONCLUSIVE; no prefix)."""
+
+    accounts: tuple[str, ...] = ()
+    judged: bool = False
+    credits_acked: int = 0
+    debits_acked: int = 0
+    mismatches: tuple[MoneyMismatch, ...] = ()
+    stale_reads: tuple[StaleRead, ...] = ()
+    reads_checked: int = 0
+    unknown_writes: int = 0
+    rejected_writes: int = 0
+    unchecked: str = ""
+    error: str = ""

@@ -36,8 +36,8 @@ class PaymentAcks:
         self.ids_of_key: dict[str, set[str]] = {}  # key -> every id its answers named
 
     def add(self, r: LedgerRecord) -> None:
-        if r.method != "POST" or not r.idempotency_key:
-            return
+        if r.method != "POST" or not r.idempotency_key or r.kind not in ("", "payment"):
+            return  # credits and debits are the money check's (scenarios/money.py)
         self.keys.add(r.idempotency_key)
         if not r.failed and r.payment_id:
             self.acked[r.payment_id] = r.amount

@@ -194,13 +194,14 @@ class ClusterLoadRun(GeneratorRun):
             raise LoadError("stop() called before start()")
         code = self._exec(["stop", "--dir", POD_DIR, "--timeout", str(timeout)]).strip()
         log_tail = self.log_tail()
+        last = self.progress()
         assert self.ledger_dir is not None
         self._collect(self._exec(["dump", "--dir", POD_DIR]))
         ledger_path = merge_ledgers(self.ledger_dir)
         exit_code = int(code) if code.lstrip("-").isdigit() else -9
         cpu_warning = any("CPU usage above" in line for line in log_tail)
         self.result = _result(ledger_path, self.plan, exit_code, log_tail,
-                              ["pod locust"] if exit_code == -9 else [], cpu_warning, None)
+                              ["pod locust"] if exit_code == -9 else [], cpu_warning, None, last)
         self._delete()
         return self.result
 

@@ -66,8 +66,11 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
             else:
                 servers[name] = stack.enter_context(standins.StandIn(sc.behaviour))
                 host = servers[name].url
+            # one population (kept-alive clients that send often): each stand-in's failure is
+            # then the only way a request can end
             plan = LoadPlan(host=host, users=2, rate=20, max_duration=30, mix=sc.mix, workers=sc.workers,
-                            request_timeout=sc.request_timeout, ledger_dir=base / name)
+                            request_timeout=sc.request_timeout, ledger_dir=base / name,
+                            populations={"keepalive": 1}, idle_clients=0)
             runs[name] = stack.enter_context(LoadRun(plan))
         # the stand-ins are broken on purpose: no preflight, we want their failures recorded
         with ThreadPoolExecutor(len(runs)) as pool:
@@ -151,17 +154,22 @@ def test_201_that_is_not_json_is_bad_body_and_keeps_the_key(outcomes):
     assert len({r.idempotency_key for r in o.records}) == len(o.records)  # a fresh key per payment
 
 
-def test_a_closed_keep_alive_connection_is_not_retried(outcomes):
-    """geventhttpclient would re-send a GET on a fresh connection when a kept-alive one turns out
-    closed; the locustfile switches that off, so the failure is in the ledger, and the ledger
-    holds exactly the requests the server read (a hidden retry would make the server see more)."""
+def test_a_closed_keep_alive_connection_is_the_keepalive_race_and_is_not_retried(outcomes):
+    """The server reads a request on a kept-alive connection and closes it without a byte of an
+    answer: the keep-alive race, its own failure class. The client never re-sends it behind the
+    harness's back: the ledger holds exactly the requests the server read (a hidden retry would
+    make the server see more), and every race is on a reused connection."""
     o = outcomes["kept_alive_close"]
     counts = _outcomes(o)
-    assert counts["ok"] > 0 and counts["reset"] > 0 and set(counts) == {"ok", "reset"}
+    assert counts["ok"] > 0 and counts["keepalive_race"] > 0 and set(counts) == {"ok", "keepalive_race"}
     assert o.server_requests == len(o.records)
+    assert {r.conn for r in o.records if r.outcome == "keepalive_race"} == {"reused"}
+    assert {r.conn for r in o.records if r.outcome == "ok"} == {"new"}
 
 
 def test_no_locust_process_outlives_its_run(outcomes):
     for name, o in outcomes.items():
         assert processes_mentioning(str(o.ledger_dir)) == [], name
-        assert o.result.locust_exit_code == 1, name  # Locust's own code when requests failed, not a kill
+        # Locust's own exit code (1 when it counted the failures; a master may quit before its
+        # worker's last stats arrive), never a kill (-9)
+        assert o.result.locust_exit_code in (0, 1), name

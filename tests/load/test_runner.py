@@ -45,7 +45,7 @@ def test_standalone_run_records_every_request(replica, tmp_path: Path):
     # ~3 s at 100 req/s (plus start-up and stop); the exact count is the ledger's, never rounded
     assert 200 <= result.requests <= 600
     assert result.failures == 0 and {r.outcome for r in records} == {"ok"}
-    assert result.target_rps == 100.0 and 0 < result.achieved_rps
+    assert result.target_rps == LoadPlan(host=replica.url, rate=100).total_rate and 0 < result.achieved_rps
     assert result.locust_exit_code == 0 and not result.saturated
     assert all((r.version, r.color, r.replica) == ("v1", "blue", "blue-0") for r in records)
     assert all(len(r.request_id) == 32 for r in records)
@@ -55,7 +55,20 @@ def test_standalone_run_records_every_request(replica, tmp_path: Path):
     assert [r.t_start for r in records] == sorted(r.t_start for r in records)
     routes = Counter(r.route for r in records)
     assert set(routes) == {"/health", "/api/accounts/{id}/balance", "/api/payments", "/api/payments/{id}",
-                           "/api/payments (replay)"}
+                           "/api/payments (replay)", "/api/payments (duplicate)", "/api/transactions"}
+    # every population sends, each the way it is meant to
+    assert {r.population for r in records} == {"keepalive", "idle", "fresh", "retry"}
+    assert {r.conn for r in records if r.population == "fresh"} == {"new"}
+    assert "reused" in {r.conn for r in records if r.population == "keepalive"}
+    assert all(0 <= r.t_start - r.planned < 1.0 for r in records)  # sent on (or near) schedule
+    # a concurrent duplicate names its first send, and both answers name one payment
+    by_id = {r.request_id: r for r in records}
+    dups = [r for r in records if r.route == "/api/payments (duplicate)"]
+    assert dups and all(r.attempt == 2 and r.payment_id == by_id[r.first_request_id].payment_id
+                        and r.idempotency_key == by_id[r.first_request_id].idempotency_key for r in dups)
+    money = [r for r in records if r.kind in ("credit", "debit")]
+    assert money and all(r.account.startswith("load-account-") and r.amount for r in money)
+    assert all(r.balance for r in records if r.kind == "balance")
     payments = [r for r in records if r.route == "/api/payments"]
     # a replay sends an earlier payment's key again and gets that payment back
     first_id = {r.idempotency_key: r.payment_id for r in payments}

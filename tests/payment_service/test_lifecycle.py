@@ -213,10 +213,10 @@ def test_serve_never_migrates(tmp_path: Path) -> None:
 
 def test_older_app_runs_on_a_newer_schema(tmp_path: Path, template_db: Path) -> None:
     db_url = fresh_db(template_db, tmp_path)
-    # what a future additive migration 5 could do: a nullable column, a new table, a version row
+    # what a future additive migration could do: a nullable column, a new table, a version row
     sql(db_url, "ALTER TABLE payments ADD COLUMN risk_score INTEGER")
     sql(db_url, "CREATE TABLE refunds (id TEXT PRIMARY KEY)")
-    sql(db_url, "INSERT INTO schema_version (version, name, applied_at_us) VALUES (5, 'future', 0)")
+    sql(db_url, "INSERT INTO schema_version (version, name, applied_at_us) VALUES (99, 'future', 0)")
     with start_service(tmp_path, db_url) as s:
         done = wait_settled(s, pay(s, "acc-001", "acc-002", 1).json()["id"])
         assert done["status"] == "completed"
