@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import bisect
 import math
+from decimal import Decimal
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from zerodrop.records.events import Event, EventName, describe
 from zerodrop.records.results import Cutover, DataCheck, FaultWindow, LoadTarget
+from zerodrop.records.results import MoneyCheck
 from zerodrop.reports.stats import clopper_pearson_upper
 from zerodrop.reports.tally import NO_VERSION, PHASES, SwitchTally, Tally, round3
 
@@ -95,6 +97,7 @@ class VerdictFacts:
     policy: Policy
     faults: tuple[FaultWindow, ...] = ()
     readiness: tuple[str, ...] = ()
+    money: MoneyCheck = MoneyCheck()  # not judged unless the proof checked money
 
     @property
     def switches(self) -> list[SwitchTally]:
@@ -477,11 +480,100 @@ def readiness_findings(f: VerdictFacts) -> list[Reason]:
     return [Reason(KIND_NOTE, f"readiness lint: {x}") for x in found]
 
 
+# --------------------------------------------------------------------------------------------
+# Money: the balances after the run against the credits and debits acknowledged
+# (scenarios/money.py); silent unless this verdict judges money
+# --------------------------------------------------------------------------------------------
+
+def _amount(text: str) -> str:
+    """An exact decimal string with thousands separators (never through a float)."""
+    return format(Decimal(text), ",f")
+
+
+def _when(f: VerdictFacts, t: float) -> str:
+    """``at <dur> after <event>``, placed after the latest timeline event at or before ``t``."""
+    i = bisect.bisect_right([e.t for e in f.events], t) - 1
+    if i >= 0:
+        return f"at {_dur(t - f.events[i].t)} after {describe(f.events[i])}"
+    t0 = f.tally.t0 if f.tally.t0 is not None else t
+    return f"at {_dur(t - t0)} after the first request"
+
+
+def money_adds_up(f: VerdictFacts) -> list[Reason]:
+    """An account whose final balance is not start + acknowledged credits - acknowledged
+    debits (and no subset of its writes of unknown outcome explains the difference)."""
+    m, cap = f.money, f.policy.max_examples
+    if not m.judged:
+        return []
+    out = []
+    for x in m.mismatches[:cap]:
+        diff = Decimal(x.final) - Decimal(x.expected)
+        unknown = (f"; no subset of its {_n(x.unknown, 'write')} of unknown outcome explains "
+                   f"the difference" if x.unknown else "")
+        out.append(f"data loss: money: account {x.account} holds {_amount(x.final)}, but "
+                   f"{_amount(x.start)} at the start + {_amount(x.credits)} acknowledged "
+                   f"credits - {_amount(x.debits)} acknowledged debits = "
+                   f"{_amount(x.expected)} ({_amount(str(abs(diff)))} "
+                   f"{'more' if diff > 0 else 'less'}){unknown}")
+    if len(m.mismatches) > cap:
+        more = m.mismatches[cap:]
+        out.append(f"data loss: money: {_n(len(more), 'more account')} "
+                   f"{'does' if len(more) == 1 else 'do'} not add up: "
+                   f"{_examples([x.account for x in more], cap)}")
+    return [Reason(KIND_FAIL, text) for text in out]
+
+
+def stale_reads(f: VerdictFacts) -> list[Reason]:
+    """Balance reads below what the writes acknowledged before them make (read-your-writes),
+    or above what every write sent before they ended can make."""
+    m = f.money
+    if not m.judged:
+        return []
+    low = [s for s in m.stale_reads if Decimal(s.value) < Decimal(s.lower)]
+    high = [s for s in m.stale_reads if Decimal(s.value) > Decimal(s.upper)]
+    out = []
+    if low:
+        s = low[0]
+        out.append(f"data loss: stale read: {_n(len(low), 'balance read')} showed less than "
+                   f"the writes acknowledged before {'it' if len(low) == 1 else 'they'} "
+                   f"started (read-your-writes), e.g. {s.account} read {_amount(s.value)} "
+                   f"{_when(f, s.t_start)}, at least {_amount(s.lower)} was due "
+                   f"(request {s.request_id or '?'})")
+    if high:
+        s = high[0]
+        out.append(f"data loss: stale read: {_n(len(high), 'balance read')} showed more than "
+                   f"the writes sent before {'it' if len(high) == 1 else 'they'} ended can "
+                   f"make, e.g. {s.account} read {_amount(s.value)} {_when(f, s.t_start)}, at "
+                   f"most {_amount(s.upper)} was possible (request {s.request_id or '?'})")
+    return [Reason(KIND_FAIL, text) for text in out]
+
+
+def money_unchecked(f: VerdictFacts) -> list[Reason]:
+    """The money check could not run, or an invariant could not be checked: not a pass."""
+    m = f.money
+    if not m.judged:
+        return []
+    return [Reason(KIND_INCONCLUSIVE, f"inconclusive: money could not be checked: {why}")
+            for why in (m.error, m.unchecked) if why]
+
+
+def money_seen(f: VerdictFacts) -> list[str]:
+    """What a PASS saw of money (nothing when this verdict does not judge it)."""
+    m = f.money
+    if not m.judged:
+        return []
+    unknown = (f"; {_n(m.unknown_writes, 'write')} of unknown outcome explained"
+               if m.unknown_writes else "")
+    return [f"money adds up on {_n(len(m.accounts), 'account')}: {_n(m.credits_acked, 'credit')}"
+            f" and {_n(m.debits_acked, 'debit')} acknowledged, every final balance exact"
+            f"{unknown}; {_n(m.reads_checked, 'balance read')} within read-your-writes bounds"]
+
+
 RULES: tuple[Rule, ...] = (
     dropped_requests, unknown_versions, old_after_drain, new_before_switch, new_never_answered,
-    data_loss, key_loss, latency, early_exit,
+    data_loss, key_loss, money_adds_up, stale_reads, latency, early_exit,
     ledger_empty, load_short, generator_saturated, switch_missing, window_thin,
-    data_check_error, keys_unchecked, versions_unnamed,
+    data_check_error, keys_unchecked, money_unchecked, versions_unnamed,
     readiness_findings,
 )
 
@@ -509,6 +601,7 @@ def pass_reasons(f: VerdictFacts) -> list[str]:
     out.append(f"no data lost: all {_n(f.data.acknowledged, 'acknowledged payment')} found "
                f"with their amounts and by their Idempotency-Keys, no idempotency key paid "
                f"twice")
+    out += money_seen(f)
     return out + latency_compared(f)
 
 

@@ -22,6 +22,7 @@ from typing import Any, Iterable, Sequence
 from zerodrop.records.events import Event
 from zerodrop.records.ledger import LedgerRecord
 from zerodrop.records.results import Cutover, DataCheck, LoadTarget, ScenarioFacts
+from zerodrop.records.results import MoneyCheck
 from zerodrop.reports.rules import (KIND_FAIL, KIND_INCONCLUSIVE, KIND_NOTE, RULES,
                                     FailureClass, Policy, Reason, Rule, VerdictFacts,
                                     bound_reason, failure_bound, failure_classes,
@@ -53,6 +54,7 @@ class Verdict:
     series: Series | None = None
     faults: list[dict[str, Any]] = field(default_factory=list)  # FaultWindows, for the evidence
     switches: list[dict[str, Any]] = field(default_factory=list)  # one ``switch`` per cutover
+    money: dict[str, Any] | None = None  # the money check, when this verdict judged money
 
     def __repr__(self) -> str:  # short: pytest prints it under every failed assertion
         return (f"Verdict({self.verdict}, {self.requests_total:,} requests, "
@@ -90,6 +92,8 @@ class Verdict:
             d["switches"] = [dict(s) for s in self.switches]
         if self.scenario is not None:
             d["scenario"] = self.scenario
+        if self.money is not None:
+            d["money"] = dict(self.money)
         return d
 
 
@@ -118,11 +122,12 @@ class Judge:
         self.tally.add(record)
 
     def finish(self, timeline: Sequence[Event], data: DataCheck, load: LoadTarget, *,
-               scenario: str | None = None) -> Verdict:
+               scenario: str | None = None, money: MoneyCheck | None = None) -> Verdict:
         events = sorted(timeline, key=lambda e: e.t)
         f = VerdictFacts(self.tally, events, failure_classes(self.tally, events),
                          latency_summary(self.tally), data, load, self.policy,
-                         self.facts.faults, self.facts.readiness_findings)
+                         self.facts.faults, self.facts.readiness_findings,
+                         money if money is not None else MoneyCheck())
         upper = failure_bound(f)
         outcome, reasons = assemble([r for rule in self.rules for r in rule(f)], f, upper)
         return _verdict(f, outcome, reasons, upper, scenario)
@@ -131,14 +136,14 @@ class Judge:
 def judge(records: Iterable[LedgerRecord], timeline: Sequence[Event],
           cutover: Cutover | ScenarioFacts | Sequence[Cutover], data: DataCheck,
           load: LoadTarget, policy: Policy = Policy(), *,
-          scenario: str | None = None) -> Verdict:
+          scenario: str | None = None, money: MoneyCheck | None = None) -> Verdict:
     """Judge one slice. ``records`` is consumed once (a generator is fine and is never turned
     into a list); ``timeline`` is the scenario/platform/fault/load events on the same clock;
     ``cutover`` is the switch, several switches in order, or the scenario's facts."""
     j = Judge(cutover, policy)
     for r in records:
         j.add(r)
-    return j.finish(timeline, data, load, scenario=scenario)
+    return j.finish(timeline, data, load, scenario=scenario, money=money)
 
 
 def assemble(reasons: Sequence[Reason], f: VerdictFacts,
@@ -186,7 +191,16 @@ def _verdict(f: VerdictFacts, outcome: str, reasons: list[str], upper: float | N
         series=t.series(),
         faults=[asdict(w) for w in f.faults],
         switches=switches,
+        money=_money_dict(f.money) if f.money.judged else None,
     )
+
+
+def _money_dict(m: MoneyCheck) -> dict[str, Any]:
+    return {"accounts": len(m.accounts), "credits_acked": m.credits_acked,
+            "debits_acked": m.debits_acked, "mismatched_accounts": len(m.mismatches),
+            "reads_checked": m.reads_checked, "stale_reads": len(m.stale_reads),
+            "unknown_writes": m.unknown_writes, "rejected_writes": m.rejected_writes,
+            "unchecked": m.unchecked, "error": m.error}
 
 
 def _switch_dict(sw: SwitchTally) -> dict[str, float | None]:

@@ -6,6 +6,7 @@ from typing import Iterator
 
 from zerodrop.records.events import Event
 from zerodrop.records.results import Cutover, DataCheck, LoadTarget
+from zerodrop.records.results import MoneyCheck, MoneyMismatch, StaleRead
 from zerodrop.records.ledger import LedgerRecord
 
 T0 = 1_700_000_000.0
@@ -94,3 +95,24 @@ def good_data(acknowledged: int = 1200) -> DataCheck:
 
 def good_load() -> LoadTarget:
     return LoadTarget(target_rps=100.0, achieved_rps=99.0)
+
+
+def good_money(**changes) -> MoneyCheck:
+    """A money check that judged four accounts and found every balance exact."""
+    base = MoneyCheck(accounts=("load-account-1", "load-account-2", "load-account-3",
+                                "load-account-4"), judged=True, credits_acked=312,
+                      debits_acked=280, reads_checked=1203)
+    return replace(base, **changes)
+
+
+def money_mismatch(account: str = "load-account-1", final: str = "1000.01",
+                   unknown: int = 0) -> MoneyMismatch:
+    """900.00 + 150.01 - 50.00 = 1000.00 expected; ``final`` found."""
+    return MoneyMismatch(account, "900.00", "150.01", "50.00", "1000.00", final, unknown)
+
+
+def stale_read(t: float = 12.0, value: str = "100.00", lower: str = "150.00",
+               upper: str = "150.00", account: str = "load-account-2",
+               request_id: str = "9f1c") -> StaleRead:
+    """A balance read started at T0 + t."""
+    return StaleRead(account, request_id, T0 + t, value, lower, upper)

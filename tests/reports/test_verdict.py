@@ -615,9 +615,9 @@ def test_the_rules_are_listed_in_reading_order():
     from zerodrop.reports.rules import RULES
     assert [r.__name__ for r in RULES] == [
         "dropped_requests", "unknown_versions", "old_after_drain", "new_before_switch",
-        "new_never_answered", "data_loss", "key_loss", "latency", "early_exit", "ledger_empty", "load_short",
-        "generator_saturated", "switch_missing", "window_thin", "data_check_error",
-        "keys_unchecked", "versions_unnamed", "readiness_findings"]
+        "new_never_answered", "data_loss", "key_loss", "money_adds_up", "stale_reads", "latency",
+        "early_exit", "ledger_empty", "load_short", "generator_saturated", "switch_missing", "window_thin",
+        "data_check_error", "keys_unchecked", "money_unchecked", "versions_unnamed", "readiness_findings"]
 
 
 def test_fail_reasons_come_before_inconclusive_ones_whatever_the_rule_order():
