@@ -133,7 +133,13 @@ class Payments(Handlers):
 
 class Accounts(Handlers):
     async def balance(self, request: Request) -> Response:
-        return await lookup(self.ctx, request, "account_id", "account", self.ctx.store.account)
+        return await lookup(self.ctx, request, "account_id", "account", self._account)
+
+    def _account(self, account_id: str) -> dict[str, Any]:
+        faults = self.ctx.faults
+        if faults.current.stale_balance_reads:  # a negative control: a stale read after a write
+            return faults.stale_balance(account_id, self.ctx.store.account)
+        return self.ctx.store.account(account_id)
 
 
 class Transactions(Handlers):

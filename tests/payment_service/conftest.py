@@ -46,8 +46,8 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval
 def base_env(db_url: str, **overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in (
         "APP_VERSION", "APP_COLOR", "REPLICA_NAME", "SERVICE_NAME", "DATABASE_URL", "AUTH_TOKEN", "ADMIN_TOKEN",
-        "DRAIN_SECONDS", "SHUTDOWN_TIMEOUT_SECONDS", "PAYMENT_PROCESSING_SECONDS", "MAX_BODY_BYTES",
-        "EXTERNAL_APIS", "FAULTS")}
+        "DRAIN_SECONDS", "SHUTDOWN_TIMEOUT_SECONDS", "KEEP_ALIVE_SECONDS", "PAYMENT_PROCESSING_SECONDS",
+        "MAX_BODY_BYTES", "EXTERNAL_APIS", "FAULTS")}
     env.update({"PYTHONPATH": str(ROOT), "DATABASE_URL": db_url, "AUTH_TOKEN": TOKEN,
                 # no drain by default: teardown stays fast; the drain tests set their own
                 "PAYMENT_PROCESSING_SECONDS": "0.2", "DRAIN_SECONDS": "0"})

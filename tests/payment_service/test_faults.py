@@ -199,3 +199,34 @@ def test_bad_faults_env_is_a_one_line_usage_error(tmp_path: Path, faults: str, m
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr
+
+
+def test_drain_and_stale_read_knobs_are_validated(svc: Service) -> None:
+    r = svc.admin("PUT", {"abandon_idle_on_drain": 1, "draining_latency_ms": -5, "stale_balance_reads": "yes"})
+    assert r.status_code == 400
+    assert sorted(e["field"] for e in r.json()["errors"]) == [
+        "abandon_idle_on_drain", "draining_latency_ms", "stale_balance_reads"]
+    defaults = svc.admin("GET").json()["faults"]
+    assert (defaults["abandon_idle_on_drain"], defaults["draining_latency_ms"], defaults["stale_balance_reads"]) \
+        == (False, 0.0, False)
+    r = svc.admin("PUT", {"abandon_idle_on_drain": True, "draining_latency_ms": 250, "stale_balance_reads": True})
+    assert r.status_code == 200 and r.json()["active"] == {
+        "abandon_idle_on_drain": True, "draining_latency_ms": 250.0, "stale_balance_reads": True}
+    started = time.monotonic()
+    assert svc.get("/api/accounts/acc-001/balance").status_code == 200
+    assert time.monotonic() - started < 0.25                 # not draining: no added latency
+
+
+@pytest.mark.parametrize("stale", [False, True])
+def test_stale_balance_reads(svc: Service, account, stale: bool) -> None:
+    acct = account(balance_minor=100)
+    if stale:
+        svc.admin("PUT", {"stale_balance_reads": True})
+    assert balance(svc, acct) == Decimal("1.00")
+    r = svc.post("/api/transactions", json={"account_id": acct, "amount": 2, "type": "credit"})
+    assert r.status_code == 201
+    assert r.json(parse_float=Decimal)["balance_after"] == Decimal("3.00")   # the write is unaffected
+    # the read after the acknowledged credit: the old balance with the knob, the new one without
+    assert balance(svc, acct) == (Decimal("1.00") if stale else Decimal("3.00"))
+    svc.admin("DELETE")
+    assert balance(svc, acct) == Decimal("3.00")              # knob off: the database again

@@ -195,7 +195,8 @@ def test_migrate_is_its_own_step_and_serve_reports_an_old_schema(tmp_path: Path)
         assert body["status"] == "unhealthy"
         assert body["components"]["database"]["details"] == "schema version 3 < required 4; run migrate"
         second = cli("migrate", env=base_env(db_url))          # while the old replica is running
-        assert second.returncode == 0 and second.stdout.splitlines() == ["applied migration 0004_idempotency_keys"]
+        assert second.returncode == 0 and second.stdout.splitlines() == ["applied migration 0004_idempotency_keys",
+                                                                          "applied migration 0005_load_accounts"]
         wait_until(lambda: s.get("/health/ready").status_code == 200, 10, "readiness after migrate")
     again = cli("migrate", env=base_env(db_url))
     assert again.returncode == 0 and again.stdout == ""          # nothing pending, nothing printed
