@@ -17,7 +17,7 @@ from zerodrop.reports.evidence import SECRET_KEY, REDACTED, EvidencePaths, redac
 DEFAULT_LEDGER_CAP = 20 * 2**20  # bytes of ledger attached; the rest stays in the file
 
 _ANY = r"[\s\S]*"
-DROPPED_RE = (_ANY + r"\b\d[\d,]* (?:connection resets?|connections? refused|timeouts?|"
+DROPPED_RE = (_ANY + r"\b\d[\d,]* (?:connection resets?|connections? refused|timeouts?|keep-alive races?|"
               r"bad or incomplete bod(?:y|ies)|HTTP (?:\d{3}|error) answers?|"
               r"requests? with outcome '[^']*') (?:at|from) " + _ANY)
 DATA_LOSS_RE = _ANY + r"\bdata loss: " + _ANY

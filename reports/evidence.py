@@ -337,9 +337,17 @@ def render_html(verdict: Verdict, timeline: Sequence[Event], scenario: str,
                     [[_e(f["name"]), _e(f["target"] or "-"), rel(f["t_start"]), rel(f["t_end"])]
                      for f in d.get("faults", [])], empty="no fault applied on purpose")
     integ = _table(list(d["integrity"]), [[_num(v) for v in d["integrity"].values()]])
-    load = _table(["target req/s", "achieved req/s", "generator saturated"],
-                  [[_num(d["load"]["target_rps"]), _num(d["load"]["achieved_rps"]),
-                    _num(d["load"]["saturated"])]])
+    ld = d["load"]
+    load = _table(["target req/s", "achieved req/s", "schedule kept", "late starts",
+                   "skipped at the cap", "most in flight"],
+                  [[_num(ld["target_rps"]), _num(ld["achieved_rps"]),
+                    "no (" + _e(ld.get("shortfall") or "cpu") + ")" if ld["saturated"] else "yes",
+                    _num(ld.get("late", 0)), _num(ld.get("missed_cap", 0)), _num(ld.get("max_inflight", 0))]])
+    pops = _table(["population", "requests", "failed", "by outcome", "failed, then recovered by a retry"],
+                  [[_e(name), _num(p["requests"]), _num(p["failed"]),
+                    _e(", ".join(f"{o} {n:,}" for o, n in p["by_outcome"].items()) or "-"),
+                    _num(p["recovered"]) if name == "retry" else "-"]
+                   for name, p in d.get("populations", {}).items()], empty="no populations recorded")
     events = sorted(timeline, key=lambda e: e.t)
     shown = events[:_MAX_TIMELINE_ROWS]
     ev_rows = [[rel(e.t), _e(e.source), _e(e.name),
@@ -394,6 +402,8 @@ Upper bound on the failure rate (95% confidence): <b>{_pct(d['bound_95']['failur
 <div><h2>Data integrity</h2>{integ}</div>
 <div><h2>Load</h2>{load}</div>
 </div>
+<h2>Client populations</h2>
+{pops}
 <h2>Events</h2>
 <p>{_e(times)}</p>
 {ev_table}

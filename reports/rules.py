@@ -72,6 +72,7 @@ class FailureClass:
     after_event: str | None   # the latest timeline event at or before first_t (first seen)
     after_s: float | None     # first_t - that event's t
     event: Event | None = field(default=None, compare=False, repr=False)
+    populations: tuple[tuple[str, int], ...] = ()  # (client population, failed requests), most first
 
     @property
     def label(self) -> str:
@@ -80,7 +81,8 @@ class FailureClass:
     def as_dict(self) -> dict[str, Any]:
         return {"outcome": self.outcome, "status": self.status, "count": self.count,
                 "first_t": self.first_t, "last_t": self.last_t,
-                "after_event": self.after_event, "after_s": self.after_s}
+                "after_event": self.after_event, "after_s": self.after_s,
+                "populations": dict(self.populations)}
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,8 @@ def _failure_noun(outcome: str, status: int, count: int) -> str:
         return _n(count, "connection refused", "connections refused")
     if outcome == "timeout":
         return _n(count, "timeout")
+    if outcome == "keepalive_race":
+        return _n(count, "keep-alive race")
     if outcome == "bad_body":
         return _n(count, "bad or incomplete body", "bad or incomplete bodies")
     if outcome == "http_error":
@@ -188,9 +192,10 @@ def failure_classes(tally: Tally, events: Sequence[Event]) -> list[FailureClass]
     for (outcome, status), c in sorted(tally.classes.items(), key=lambda kv: kv[1].first_t):
         i = bisect.bisect_right(times, c.first_t) - 1
         ev = events[i] if i >= 0 else None
+        pops = tuple(sorted(c.by_population.items(), key=lambda kv: (-kv[1], kv[0])))
         out.append(FailureClass(outcome, status, c.count, c.first_t, c.last_t,
                                 ev.name if ev is not None else None,
-                                round(c.first_t - ev.t, 6) if ev is not None else None, ev))
+                                round(c.first_t - ev.t, 6) if ev is not None else None, ev, pops))
     return out
 
 
@@ -211,7 +216,14 @@ def dropped_requests(f: VerdictFacts) -> list[Reason]:
         ref = f"after {describe(c.event)}" if c.event is not None else "after the first request"
         a, b = c.first_t - ref_t, c.last_t - ref_t  # type: ignore[operator]
         when = f"at {_dur(a)}" if c.count == 1 or b == a else f"from {_dur(a)} to {_dur(b)}"
-        out.append(Reason(KIND_FAIL, f"{_failure_noun(c.outcome, c.status, c.count)} {when} {ref}"))
+        text = f"{_failure_noun(c.outcome, c.status, c.count)} {when} {ref}"
+        if c.outcome == "keepalive_race":
+            text += (" (the server closed a kept-alive connection as a request was sent on it, "
+                     "before any byte of an answer)")
+        named = [(p, k) for p, k in c.populations if p != "-"]
+        if named:
+            text += " [" + ", ".join(f"{p} {k:,}" for p, k in named) + "]"
+        out.append(Reason(KIND_FAIL, text))
     return out
 
 
@@ -373,11 +385,71 @@ def load_short(f: VerdictFacts) -> list[Reason]:
 
 
 def generator_saturated(f: VerdictFacts) -> list[Reason]:
+    """The generator could not keep its own schedule; the reason names which limit it hit
+    (its concurrency cap, or its own CPU). A slow service is never this: an open model keeps
+    starting requests on schedule, and the slowness shows as latency."""
     if not f.load.saturated:
         return []
+    why = {"cap": "its concurrency cap", "cpu": "its own CPU"}.get(f.load.shortfall, "its own CPU")
     return [Reason(KIND_INCONCLUSIVE,
-                   "inconclusive: the load generator was saturated (it ran out of CPU, so its "
-                   "timings and rate are suspect)" + (f": {f.load.detail}" if f.load.detail else ""))]
+                   f"inconclusive: the load generator could not keep its schedule ({why}), so its "
+                   "timings and rate are suspect" + (f": {f.load.detail}" if f.load.detail else ""))]
+
+
+def idle_unexercised(f: VerdictFacts) -> list[Reason]:
+    """The idle population ran, but none of its requests started within a switch window: the
+    path it exists for (a kept-alive connection idle across a shutdown) was not exercised."""
+    if "idle" not in f.tally.populations:
+        return []
+    n = len(f.switches)
+    return [Reason(KIND_INCONCLUSIVE,
+                   f"inconclusive: no request of the idle keep-alive clients started within "
+                   f"{'the switch window' if n == 1 else 'the window of ' + _nth(i, n)}: an idle "
+                   f"connection across a shutdown was not exercised (shorten their period)")
+            for i, sw in enumerate(f.switches)
+            if sw.cutover.t_switch is not None and sw.cutover.t_drained is not None
+            and sw.idle_in_window == 0]
+
+
+def _population_line(f: VerdictFacts) -> str:
+    """Each client population's requests and failures, and the failures a retry recovered."""
+    pops = f.tally.populations
+    parts = []
+    for name in ("keepalive", "idle", "fresh", "retry", "-"):
+        p = pops.get(name)
+        if p is None:
+            continue
+        label = name if name != "-" else "no population"
+        failed = (f"{p.failed:,} failed (" + ", ".join(
+            f"{_failure_noun(o, 0, k)}" for o, k in sorted(p.by_outcome.items())) + ")"
+            if p.failed else "none failed")
+        parts.append(f"{label} {p.requests:,} ({failed})")
+    recovered = sum(p.recovered for p in pops.values())
+    line = "by client population: " + "; ".join(parts)
+    if "retry" in pops:
+        line += (f"; {_n(recovered, 'failure')} of retrying clients then recovered by a retry "
+                 "with the same Idempotency-Key (still counted as failures)")
+    return line
+
+
+def populations_seen(f: VerdictFacts) -> list[Reason]:
+    """When requests failed: which populations lost what (a note beside the causes)."""
+    if not f.tally.failed or not f.tally.populations or set(f.tally.populations) == {"-"}:
+        return []
+    return [Reason(KIND_NOTE, _population_line(f))]
+
+
+def inflight_at_sigterm(f: VerdictFacts) -> list[str]:
+    """How many requests were in flight at each SIGTERM of a switch (10 ms resolution)."""
+    terms = [e for e in f.events if e.name == EventName.REPLICA_TERMINATING and _in_a_switch(f, e.t)]
+    if not terms:
+        return []
+    counts = [f.tally.inflight_at(e.t) for e in terms]
+    line = (f"requests in flight at each SIGTERM ({len(terms)} replicas): "
+            + ", ".join(f"{e.detail.get('replica', '?')} {k:,}" for e, k in zip(terms, counts)))
+    if 0 in counts:
+        line += " (a shutdown with nothing in flight shows nothing about in-flight requests)"
+    return [line]
 
 
 def switch_missing(f: VerdictFacts) -> list[Reason]:
@@ -572,9 +644,9 @@ def money_seen(f: VerdictFacts) -> list[str]:
 RULES: tuple[Rule, ...] = (
     dropped_requests, unknown_versions, old_after_drain, new_before_switch, new_never_answered,
     data_loss, key_loss, money_adds_up, stale_reads, latency, early_exit,
-    ledger_empty, load_short, generator_saturated, switch_missing, window_thin,
+    ledger_empty, load_short, generator_saturated, switch_missing, window_thin, idle_unexercised,
     data_check_error, keys_unchecked, money_unchecked, versions_unnamed,
-    readiness_findings,
+    readiness_findings, populations_seen,
 )
 
 
@@ -602,6 +674,9 @@ def pass_reasons(f: VerdictFacts) -> list[str]:
                f"with their amounts and by their Idempotency-Keys, no idempotency key paid "
                f"twice")
     out += money_seen(f)
+    if f.tally.populations and set(f.tally.populations) != {"-"}:
+        out.append(_population_line(f))
+    out += inflight_at_sigterm(f)
     return out + latency_compared(f)
 
 

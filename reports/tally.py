@@ -26,6 +26,7 @@ NO_VERSION = "(none)"  # an answer without an X-App-Version header
 OTHER_VERSIONS = "(other versions)"
 MAX_VERSION_LABELS = 100  # distinct unknown versions tracked one by one; the rest are pooled
 NO_CUTOVER = Cutover("", "", None, None)
+INFLIGHT_SLOTS_MAX = 1000  # a request longer than 10 s is not spread over slots (timeouts)
 
 
 @dataclass(frozen=True)
@@ -57,16 +58,33 @@ class Breach:
 
 @dataclass
 class FailureTally:
-    """One class of failed requests (same outcome and status): count, first and last seen."""
+    """One class of failed requests (same outcome and status): count, first and last seen, and
+    how many each client population lost."""
 
     count: int
     first_t: float
     last_t: float
+    by_population: dict[str, int] = field(default_factory=dict)
 
     def add(self, seen: float) -> None:
         self.count += 1
         self.first_t = min(self.first_t, seen)
         self.last_t = max(self.last_t, seen)
+
+
+@dataclass
+class PopulationTally:
+    """One client population (load/arrivals.py): its requests, its failures by outcome, and
+    (retrying clients) the failures a later attempt with the same key recovered."""
+
+    requests: int = 0
+    failed: int = 0
+    by_outcome: dict[str, int] = field(default_factory=dict)
+    recovered: int = 0  # first attempts that failed and a retry then got answered
+
+    def as_dict(self) -> dict[str, object]:
+        return {"requests": self.requests, "failed": self.failed,
+                "by_outcome": dict(sorted(self.by_outcome.items())), "recovered": self.recovered}
 
 
 @dataclass
@@ -84,6 +102,7 @@ class SwitchTally:
 
     cutover: Cutover
     in_window: int = 0              # requests that started within [t_switch, t_drained]
+    idle_in_window: int = 0         # ... of them, sent by the idle population
     answered_after_switch: int = 0  # answered requests of this switch's segment
     new_after_switch: int = 0       # ... answered by its new version
     t_first_new: float | None = None
@@ -136,6 +155,11 @@ class Tally:
         self.unknown: dict[tuple[int, str], Sighting] = {}  # (switch index, version) -> ...
         self.latency = {p: Quantiles(exact_quantile_cap) for p in PHASES}
         self.seconds: dict[int, _Second] = {}
+        self.populations: dict[str, PopulationTally] = {}
+        self._unrecovered: set[str] = set()  # request ids of failed first attempts of retrying clients
+        # requests in flight per 10 ms slot (bounded: slots of run time), to say what was in
+        # flight at each SIGTERM
+        self.inflight_slots: dict[int, int] = {}
 
     # -- where a request falls ----------------------------------------------------------------
 
@@ -160,13 +184,22 @@ class Tally:
         seg = self.segment(t)
         phase = self.phase(seg, t)
         if phase == "during":
-            self.switches[seg].in_window += 1
+            sw = self.switches[seg]
+            sw.in_window += 1
+            if r.population == "idle":
+                sw.idle_in_window += 1
         sec = self._second(t)
         ok = not r.failed
         if ok:
             self._add_ok(r, phase, sec)
         else:
             self._add_failure(r, sec)
+        self._add_population(r, ok)
+        first_slot, last_slot = int(t * 100), int(r.t_end * 100)
+        if last_slot - first_slot <= INFLIGHT_SLOTS_MAX:
+            slots = self.inflight_slots
+            for k in range(first_slot, last_slot + 1):
+                slots[k] = slots.get(k, 0) + 1
         if r.status or r.version:
             self._add_answer(r, seg)
         if self.versions_named:
@@ -197,9 +230,29 @@ class Tally:
         key = (r.outcome, int(r.status or 0))
         cls = self.classes.get(key)
         if cls is None:
-            self.classes[key] = FailureTally(1, seen, seen)
+            cls = self.classes[key] = FailureTally(1, seen, seen)
         else:
             cls.add(seen)
+        label = r.population or "-"
+        cls.by_population[label] = cls.by_population.get(label, 0) + 1
+
+    def _add_population(self, r: LedgerRecord, ok: bool) -> None:
+        pop = self.populations.get(r.population or "-")
+        if pop is None:
+            pop = self.populations[r.population or "-"] = PopulationTally()
+        pop.requests += 1
+        if not ok:
+            pop.failed += 1
+            pop.by_outcome[r.outcome] = pop.by_outcome.get(r.outcome, 0) + 1
+            if r.population == "retry" and r.attempt == 1:
+                self._unrecovered.add(r.request_id)
+        elif r.attempt > 1 and r.first_request_id in self._unrecovered and r.route.endswith("(retry)"):
+            self._unrecovered.discard(r.first_request_id)
+            pop.recovered += 1
+
+    def inflight_at(self, t: float) -> int:
+        """Requests in flight at ``t`` (10 ms resolution: those that overlapped its slot)."""
+        return self.inflight_slots.get(int(t * 100), 0)
 
     def _add_answer(self, r: LedgerRecord, seg: int) -> None:
         label = r.version or NO_VERSION

@@ -55,6 +55,7 @@ class Verdict:
     faults: list[dict[str, Any]] = field(default_factory=list)  # FaultWindows, for the evidence
     switches: list[dict[str, Any]] = field(default_factory=list)  # one ``switch`` per cutover
     money: dict[str, Any] | None = None  # the money check, when this verdict judged money
+    populations: dict[str, dict[str, Any]] = field(default_factory=dict)  # per client population
 
     def __repr__(self) -> str:  # short: pytest prints it under every failed assertion
         return (f"Verdict({self.verdict}, {self.requests_total:,} requests, "
@@ -94,6 +95,8 @@ class Verdict:
             d["scenario"] = self.scenario
         if self.money is not None:
             d["money"] = dict(self.money)
+        if self.populations:
+            d["populations"] = {k: dict(v) for k, v in self.populations.items()}
         return d
 
 
@@ -183,7 +186,9 @@ def _verdict(f: VerdictFacts, outcome: str, reasons: list[str], upper: float | N
                    "keys_unchecked": d.keys_unchecked,
                    "keys_answered_twice": len(d.keys_answered_twice)},
         load={"target_rps": f.load.target_rps, "achieved_rps": f.load.achieved_rps,
-              "saturated": f.load.saturated},
+              "saturated": f.load.saturated, "shortfall": f.load.shortfall,
+              "scheduled": f.load.scheduled, "late": f.load.late,
+              "missed_cap": f.load.missed_cap, "max_inflight": f.load.max_inflight},
         bound_95={"failure_rate_upper": upper},
         failure_classes=f.classes,
         requests_in_window=sum(sw.in_window for sw in t.switches),
@@ -192,6 +197,7 @@ def _verdict(f: VerdictFacts, outcome: str, reasons: list[str], upper: float | N
         faults=[asdict(w) for w in f.faults],
         switches=switches,
         money=_money_dict(f.money) if f.money.judged else None,
+        populations={k: p.as_dict() for k, p in sorted(t.populations.items()) if k != "-"},
     )
 
 

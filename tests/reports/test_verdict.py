@@ -284,8 +284,11 @@ def test_keys_the_check_did_not_look_up_are_inconclusive_never_a_pass():
      "inconclusive: the load reached 80.0 req/s of the 100.0 targeted (80%; the policy needs "
      "90%)"),
     (LoadTarget(100.0, 99.0, saturated=True, detail="locust at 100% CPU"),
-     "inconclusive: the load generator was saturated (it ran out of CPU, so its timings and "
-     "rate are suspect): locust at 100% CPU"),
+     "inconclusive: the load generator could not keep its schedule (its own CPU), so its "
+     "timings and rate are suspect: locust at 100% CPU"),
+    (LoadTarget(100.0, 99.0, saturated=True, detail="50 of 1,000 never sent", shortfall="cap"),
+     "inconclusive: the load generator could not keep its schedule (its concurrency cap), so "
+     "its timings and rate are suspect: 50 of 1,000 never sent"),
 ])
 def test_short_or_saturated_load_is_inconclusive(load, expected):
     v = run(load=load)
@@ -427,7 +430,8 @@ def test_to_dict_has_exactly_the_design_shape_and_is_json():
     assert set(d["integrity"]) == {"acknowledged", "missing", "mismatched", "duplicated",
                                    "not_found_by_key", "key_leads_elsewhere", "keys_unchecked",
                                    "keys_answered_twice"}
-    assert set(d["load"]) == {"target_rps", "achieved_rps", "saturated"}
+    assert set(d["load"]) == {"target_rps", "achieved_rps", "saturated", "shortfall", "scheduled",
+                              "late", "missed_cap", "max_inflight"}
     assert set(d["bound_95"]) == {"failure_rate_upper"}
     assert d["scenario"] == "switch"
     no_scenario = judge(clean(), timeline(), cutover(), good_data(), good_load())
@@ -438,7 +442,7 @@ def test_failure_class_dict_fields():
     recs = with_failures(clean(), lambda i, r: i == 1300, outcome="reset")
     [c] = run(recs).to_dict()["failure_classes"]
     assert set(c) == {"outcome", "status", "count", "first_t", "last_t", "after_event",
-                      "after_s"}
+                      "after_s", "populations"}
     assert c["after_event"] == "replica terminating"
 
 
@@ -471,7 +475,7 @@ def test_unnamed_versions_are_inconclusive_not_unknown():
 
 
 def test_repr_is_short_for_assertion_messages():
-    assert repr(run()) == "Verdict(PASS, 3,000 requests, 0 failed, 4 reasons)"
+    assert repr(run()) == "Verdict(PASS, 3,000 requests, 0 failed, 5 reasons)"
 
 
 # ---------------------------------------------------------------- several switches in one slice
@@ -617,7 +621,8 @@ def test_the_rules_are_listed_in_reading_order():
         "dropped_requests", "unknown_versions", "old_after_drain", "new_before_switch",
         "new_never_answered", "data_loss", "key_loss", "money_adds_up", "stale_reads", "latency",
         "early_exit", "ledger_empty", "load_short", "generator_saturated", "switch_missing", "window_thin",
-        "data_check_error", "keys_unchecked", "money_unchecked", "versions_unnamed", "readiness_findings"]
+        "idle_unexercised", "data_check_error", "keys_unchecked", "money_unchecked", "versions_unnamed",
+        "readiness_findings", "populations_seen"]
 
 
 def test_fail_reasons_come_before_inconclusive_ones_whatever_the_rule_order():

@@ -1,0 +1,93 @@
+"""The verdict per client population: the keep-alive race as its own class named with the
+population that lost it, failures a retry recovered (counted, never hidden), the idle clients'
+coverage of every switch window, and what was in flight at each SIGTERM."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from zerodrop.reports.verdict import FAIL, INCONCLUSIVE, PASS, judge
+from zerodrop.reports.allure_evidence import DROPPED_RE
+
+import re
+
+from .builders import DRAINED_AT, SWITCH_AT, T0, clean, cutover, good_data, good_load, timeline
+
+POPS = ("keepalive", "keepalive", "fresh", "retry")
+
+
+def populated(records, idle_every: int = 25):
+    """Every record gets a population; every ``idle_every``-th is an idle client's."""
+    for i, r in enumerate(records):
+        yield replace(r, population="idle" if i % idle_every == 0 else POPS[i % 4])
+
+
+def run(records):
+    return judge(records, timeline(), cutover(), good_data(), good_load(), scenario="switch")
+
+
+def test_a_clean_run_passes_and_says_what_each_population_sent():
+    v = run(populated(clean()))
+    assert v.verdict == PASS, v.summary()
+    line = next(r for r in v.reasons if r.startswith("by client population: "))
+    assert "keepalive " in line and "idle " in line and "fresh " in line and "retry " in line
+    assert "none failed" in line and "0 failures of retrying clients then recovered" in line
+    assert any(r.startswith("requests in flight at each SIGTERM (1 replicas): blue-0 ") for r in v.reasons)
+
+
+def test_a_keepalive_race_is_its_own_class_named_with_its_population():
+    def lost(rs):
+        for r in rs:
+            if r.population == "idle" and T0 + 12.1 <= r.t_start < T0 + 12.6:
+                yield replace(r, outcome="keepalive_race", status=0, version="", color="",
+                              replica="", t_end=r.t_start + 0.001, conn="reused")
+            else:
+                yield r
+    v = run(lost(populated(clean())))
+    assert v.verdict == FAIL
+    race = next(r for r in v.reasons if "keep-alive race" in r)
+    assert "after 'replica terminating'" in race or "after replica terminating" in race or "after" in race
+    assert "the server closed a kept-alive connection as a request was sent on it" in race
+    assert race.endswith("[idle 2]"), race
+    assert re.search(DROPPED_RE, v.summary())  # Allure files it under "Dropped requests"
+    note = next(r for r in v.reasons if r.startswith("by client population: "))
+    assert "idle" in note and "2 failed (2 keep-alive races)" in note
+
+
+def test_a_failure_a_retry_recovered_is_still_a_failure_and_is_counted():
+    recs = list(populated(clean()))
+    k = next(i for i, r in enumerate(recs) if r.population == "retry" and r.t_start > T0 + 12.2)
+    first = replace(recs[k], outcome="reset", status=0, version="", color="", replica="",
+                    t_end=recs[k].t_start + 0.001, request_id="first", attempt=1)
+    retry = replace(recs[k], t_start=recs[k].t_start + 0.05, t_end=recs[k].t_start + 0.056,
+                    request_id="second", attempt=2, first_request_id="first",
+                    route=recs[k].route + " (retry)")
+    recs[k:k + 1] = [first, retry]
+    v = run(sorted(recs, key=lambda r: r.t_start))
+    assert v.verdict == FAIL
+    assert any(r.startswith("1 connection reset") and r.endswith("[retry 1]") for r in v.reasons)
+    note = next(r for r in v.reasons if r.startswith("by client population: "))
+    assert "1 failure of retrying clients then recovered by a retry" in note
+
+
+def test_idle_clients_that_missed_the_switch_window_make_it_inconclusive():
+    """Negative control for the idle population: present, but none of its requests inside the
+    window, so an idle connection across the shutdown was never exercised."""
+    def outside(rs):
+        for r in rs:
+            if r.population == "idle" and T0 + SWITCH_AT <= r.t_start <= T0 + DRAINED_AT:
+                yield replace(r, population="keepalive")
+            else:
+                yield r
+    v = run(outside(populated(clean())))
+    assert v.verdict == INCONCLUSIVE
+    assert any(r.startswith("inconclusive: no request of the idle keep-alive clients started within "
+                            "the switch window") for r in v.reasons)
+    assert run(populated(clean())).verdict == PASS  # with them inside, the same run passes
+
+
+def test_nothing_in_flight_at_a_sigterm_is_said():
+    """The SIGTERM falls in a gap with no request in flight: the pass line says so."""
+    recs = [r for r in populated(clean()) if not (T0 + 12.0 <= r.t_start <= T0 + 12.2)]
+    v = run(recs)
+    line = next(r for r in v.reasons if r.startswith("requests in flight at each SIGTERM"))
+    assert "blue-0 0" in line and "shows nothing about in-flight requests" in line
