@@ -18,6 +18,11 @@ import socket
 import time
 from dataclasses import dataclass, field
 
+# The keep-alive race ends at once: the server had closed the connection (its FIN still on the
+# way) when the request went out, so its kernel answers the request with a reset or the EOF is
+# already there. A connection that ends later held a request the server had taken (a kill, a
+# shutdown that abandoned it): a reset, not the race.
+RACE_S = 0.02
 MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
@@ -26,17 +31,19 @@ class ConnectionEnded(ConnectionResetError):
     """The connection ended (EOF or reset) before a full answer arrived.
 
     ``got_bytes``: bytes of the answer received before the end. ``reused``: the request went out
-    on a connection that had already carried an answer. ``keepalive_race`` is the two together
-    with no byte back: the server closed a kept-alive connection as this request was sent."""
+    on a connection that had already carried an answer. ``after_send_s``: from the send to the
+    end. ``keepalive_race``: a reused connection that ended within ``RACE_S`` of the send with
+    no byte back: the server closed the kept-alive connection as this request was sent."""
 
-    def __init__(self, message: str, got_bytes: int, reused: bool):
+    def __init__(self, message: str, got_bytes: int, reused: bool, after_send_s: float = 0.0):
         super().__init__(message)
         self.got_bytes = got_bytes
         self.reused = reused
+        self.after_send_s = after_send_s
 
     @property
     def keepalive_race(self) -> bool:
-        return self.reused and self.got_bytes == 0
+        return self.reused and self.got_bytes == 0 and self.after_send_s <= RACE_S
 
 
 class ProtocolError(ConnectionError):
@@ -63,6 +70,7 @@ class Connection:
     sock: socket.socket | None = None
     answers: int = 0          # answers read on this connection
     idle_since: float = 0.0   # monotonic time the last answer ended
+    _sent_at: float = 0.0     # monotonic time the current request went out
     _buf: bytearray = field(default_factory=bytearray)
 
     def open(self) -> None:
@@ -105,6 +113,7 @@ class Connection:
         if body or method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(body)}")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self._sent_at = time.monotonic()
         try:
             self.sock.sendall(head + body if body else head)
         except (BrokenPipeError, ConnectionResetError) as exc:
@@ -128,9 +137,11 @@ class Connection:
         try:
             chunk = self.sock.recv(65536)
         except ConnectionResetError:
-            raise ConnectionEnded("connection reset by peer", got, reused) from None
+            raise ConnectionEnded("connection reset by peer", got, reused,
+                                  time.monotonic() - self._sent_at) from None
         if not chunk:
-            raise ConnectionEnded("connection closed before a full answer", got, reused)
+            raise ConnectionEnded("connection closed before a full answer", got, reused,
+                                  time.monotonic() - self._sent_at)
         return chunk
 
     def _read_response(self, reused: bool, method: str) -> Response:

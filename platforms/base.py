@@ -137,6 +137,12 @@ class Platform(abc.ABC):
         ``color`` (each also emitted as a "readiness finding" event); none by default."""
         return []
 
+    def drain_window_s(self) -> float | None:
+        """How long a replica told to stop keeps serving before it closes (the service's own
+        drain, e.g. DRAIN_SECONDS), when the platform knows it; None (the default) when not.
+        The proof sets its idle clients' period above it."""
+        return None
+
     def load_generator(self) -> Any:
         """A factory ``(plan, progress=...) -> run`` with ``zerodrop.load.runner.LoadRun``'s
         contract when this platform runs the load itself (inside a cluster); None (the

@@ -17,10 +17,27 @@ deselected_key = pytest.StashKey[int]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("zerodrop")
     g.addoption("--load-users", type=int, default=20,
-                help="zero_downtime: simulated users (default 20)")
-    g.addoption("--load-rate", type=float, default=100.0,
-                help="zero_downtime: total requests/s the load must hold through the switch "
-                     "(default 100); below 90%% of it the verdict is INCONCLUSIVE")
+                help="zero_downtime: kept-alive connections opened before the schedule starts "
+                     "(default 20; the pool grows on demand)")
+    g.addoption("--load-rate", type=float, default=330.0,
+                help="zero_downtime: requests/s STARTED on schedule through the switch (open "
+                     "model: a slow service shows as latency, never as a lower rate; default 330)")
+    g.addoption("--arrivals", choices=("constant", "poisson"), default="constant",
+                help="zero_downtime: the schedule's arrivals: evenly spaced (default) or Poisson")
+    g.addoption("--populations", default="keepalive=60,fresh=15,retry=25",
+                help="zero_downtime: weights of the scheduled client populations: keepalive "
+                     "(kept-alive, sending often), fresh (a new connection per request), retry "
+                     "(retries a failed request with the same Idempotency-Key, sends some "
+                     "payments twice at once); default keepalive=60,fresh=15,retry=25")
+    g.addoption("--idle-clients", type=int, default=8,
+                help="zero_downtime: kept-alive clients idle longer than the drain window between "
+                     "requests (the keep-alive race); 0: none (default 8)")
+    g.addoption("--idle-period", type=float, default=None,
+                help="zero_downtime: seconds between an idle client's requests (default: 1.5 x "
+                     "the platform's drain window + 0.5 s, at most 4.5; 3 when unknown)")
+    g.addoption("--max-inflight", type=int, default=400,
+                help="zero_downtime: the load generator's concurrency cap per process; arrivals "
+                     "beyond it are skipped and counted (default 400)")
     g.addoption("--load-workers", type=int, default=0,
                 help="zero_downtime: Locust worker processes (default 0: one process)")
     g.addoption("--baseline", type=float, default=2.0,
@@ -45,7 +62,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     opts = config.option
-    require_at_least(opts, load_users=1, load_workers=0)
+    require_at_least(opts, load_users=1, load_workers=0, idle_clients=0, max_inflight=1)
+    opts.populations_table = parse_populations(opts.populations)
+    if opts.idle_period is not None and not opts.idle_period > 0:
+        raise pytest.UsageError(f"--idle-period must be > 0 seconds, got {opts.idle_period:g}")
+    if not any(opts.populations_table.values()) and opts.idle_clients == 0:
+        raise pytest.UsageError("--populations are all 0 and --idle-clients is 0: the load would send nothing")
     if opts.load_rate <= 0:
         raise pytest.UsageError(f"--load-rate must be > 0 requests/s, got {opts.load_rate:g}")
     if opts.baseline < 0 or opts.tail < 0:
@@ -61,6 +83,21 @@ def pytest_configure(config: pytest.Config) -> None:
             f"--load-max-duration {opts.load_max_duration:g} s is shorter than the scenario: "
             f"baseline {opts.baseline:g} s + a switch (at least {MIN_SCENARIO_S:g} s) + tail "
             f"{opts.tail:g} s = {shortest:g} s")
+
+
+def parse_populations(text: str) -> dict[str, int]:
+    """``keepalive=60,fresh=15,retry=25`` -> weights; a usage error names what is wrong."""
+    known = ("keepalive", "fresh", "retry")
+    table: dict[str, int] = {}
+    for part in [p.strip() for p in text.split(",") if p.strip()]:
+        name, sep, weight = part.partition("=")
+        name = name.strip()
+        if not sep or name not in known or not weight.strip().isdigit():
+            raise pytest.UsageError(f"--populations {text!r}: use name=weight pairs with names from "
+                                    f"{', '.join(known)} and whole-number weights, e.g. "
+                                    "keepalive=60,fresh=15,retry=25")
+        table[name] = int(weight)
+    return table
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

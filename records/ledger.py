@@ -11,8 +11,9 @@ from dataclasses import dataclass, fields, replace
 from typing import IO, Any, Iterable, Iterator
 
 # keepalive_race: the request went out on a kept-alive connection that had served earlier
-# requests and the connection ended (reset or closed) before any byte of an answer came back:
-# the server closed an idle connection as the client sent on it (the HTTP/1.1 keep-alive race)
+# requests and the connection ended (reset or closed) at once (within 20 ms) with no byte of an
+# answer: the server had closed the idle connection as the client sent on it (the HTTP/1.1
+# keep-alive race). A connection that ends later, after the server took the request, is a reset.
 OUTCOMES = ("ok", "http_error", "refused", "reset", "timeout", "bad_body", "keepalive_race")
 FAILED_OUTCOMES = OUTCOMES[1:]
 

@@ -14,23 +14,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable, Sequence
 
+from zerodrop.load.arrivals import MONEY_ACCOUNTS
 from zerodrop.load.progress import TerminalProgress
 from zerodrop.load.runner import LoadPlan, LoadResult, LoadRun
 from zerodrop.platforms.base import Platform
 from zerodrop.records.events import Event, EventName, Source
 from zerodrop.records.ledger import LedgerRecord, read_records
-from zerodrop.records.results import DataCheck
+from zerodrop.records.results import DataCheck, MoneyCheck
 from zerodrop.reports.evidence import write_evidence
 from zerodrop.reports.verdict import Judge, Policy, Verdict
 from zerodrop.scenarios.integrity import PaymentAcks, lookup_payments
+from zerodrop.scenarios.money import BalanceReadError, MoneyLedger, check_money_after, read_balances
 from zerodrop.scenarios.steps import Context, Scenario, ScenarioResult
+
+
+IDLE_PERIOD_DEFAULT_S = 3.0  # idle clients' period when the platform does not know its drain
+IDLE_PERIOD_MAX_S = 4.5      # below the reference service's 5 s keep-alive idle timeout
 
 
 @dataclass(frozen=True)
 class ProofSettings:
-    users: int = 20
-    rate: float = 100.0            # total requests per second the generator must hold
+    users: int = 20                # keep-alive connections opened before the schedule starts
+    rate: float = 330.0            # requests per second STARTED on schedule (open model)
     workers: int = 0               # Locust worker processes (0: one process)
+    arrivals: str = "constant"     # or "poisson"
+    populations: dict[str, int] | None = None  # keepalive/fresh/retry weights; None: 60/15/25
+    idle_clients: int = 8          # kept-alive clients idle longer than the drain between requests
+    idle_period_s: float | None = None  # None: 1.5 x the platform's drain window + 0.5 s (max 4.5)
+    max_inflight: int = 400        # the generator's concurrency cap per process
+    money_accounts: tuple[str, ...] = MONEY_ACCOUNTS  # () : no credits/debits judged
     request_timeout: float = 5.0
     baseline_s: float = 2.0        # load before the first step: the "before" phase
     tail_s: float = 2.0            # load after the last step: the "after" phase
@@ -43,6 +55,16 @@ class ProofSettings:
         if self.baseline_s < 0 or self.tail_s < 0:
             raise ValueError("baseline_s and tail_s must be >= 0")
 
+    def idle_period_for(self, platform: Platform) -> float:
+        """The idle clients' period: longer than the platform's drain window (so they never
+        see an answer with Connection: close during it), shorter than the service's idle timeout."""
+        if self.idle_period_s is not None:
+            return self.idle_period_s
+        drain = platform.drain_window_s()
+        if drain is None:
+            return IDLE_PERIOD_DEFAULT_S
+        return min(IDLE_PERIOD_MAX_S, max(drain * 1.5 + 0.5, drain + 0.5))
+
 
 @dataclass
 class Proof:
@@ -53,6 +75,7 @@ class Proof:
     data: DataCheck
     evidence: dict[str, Path]
     timeline: list[Event]
+    money: MoneyCheck = field(default_factory=MoneyCheck)
 
     def explain(self) -> str:
         """Everything a failed assertion should say, one reason a line."""
@@ -90,19 +113,58 @@ def prove_sequence(platform: Platform, builders: Sequence[Builder], settings: Pr
     The merged ledger is read once for all slices (``read_slices``).
     """
     settings.validate()
-    plan = LoadPlan(host=platform.service_url, token=settings.token, users=settings.users,
-                    rate=settings.rate, max_duration=settings.max_duration,
-                    workers=settings.workers, request_timeout=settings.request_timeout,
-                    ledger_dir=ledger_dir)
+    plan = load_plan(platform, settings, ledger_dir)
     plan.validate()
+    start = _start_balances(platform, settings)
     ran, load = _run_under_load(platform, builders, settings, plan, progress, progress_stream)
     names = list(names or [s.name for s, *_ in ran])
     slices = [Slice(names[i] if i < len(names) else f"{scenario.name}-{i + 1}", result, t_from,
                     Judge(ctx.facts(), settings.policy))
               for i, (scenario, ctx, result, t_from) in enumerate(ran)]
-    read_slices(load.ledger_path, slices)
+    ledger = MoneyLedger()
+    read_slices(load.ledger_path, slices, ledger)
+    money = _money(platform, settings, start, ledger)
     timeline = platform.events.snapshot()
-    return [s.prove(platform, settings, load, timeline, out_dir) for s in slices]
+    # money is judged over the whole run (balances exist only at its start and its end): by
+    # the last slice; the others do not judge it
+    return [s.prove(platform, settings, load, timeline, out_dir,
+                    money if i == len(slices) - 1 else None) for i, s in enumerate(slices)]
+
+
+def load_plan(platform: Platform, settings: ProofSettings, ledger_dir: Path) -> LoadPlan:
+    """The load of a proof: the settings' schedule and populations, the idle clients' period
+    set from the platform's drain window, the money accounts."""
+    mix = None if settings.money_accounts else {"health": 5, "balance": 0, "create_payment": 40,
+                                                  "payment_status": 45, "replay_payment": 10,
+                                                  "credit": 0, "debit": 0}
+    return LoadPlan(host=platform.service_url, token=settings.token, users=settings.users,
+                    rate=settings.rate, max_duration=settings.max_duration,
+                    workers=settings.workers, request_timeout=settings.request_timeout,
+                    ledger_dir=ledger_dir, arrivals=settings.arrivals,
+                    populations=settings.populations, idle_clients=settings.idle_clients,
+                    idle_period_s=settings.idle_period_for(platform),
+                    max_inflight=settings.max_inflight,
+                    accounts=settings.money_accounts or MONEY_ACCOUNTS, mix=mix)
+
+
+def _start_balances(platform: Platform, settings: ProofSettings) -> dict[str, str] | str:
+    """The money accounts' balances before any load: the start of "money adds up" (or why
+    they could not be read: the money check then says so, INCONCLUSIVE)."""
+    if not settings.money_accounts:
+        return {}
+    try:
+        return read_balances(platform.service_url, settings.token, settings.money_accounts)
+    except (BalanceReadError, OSError, ValueError) as exc:
+        return f"the start balances could not be read: {exc}"[:300]
+
+
+def _money(platform: Platform, settings: ProofSettings, start: dict[str, str] | str,
+           ledger: MoneyLedger) -> MoneyCheck | None:
+    if not settings.money_accounts:
+        return None
+    if isinstance(start, str):
+        return MoneyCheck(accounts=tuple(settings.money_accounts), judged=True, error=start)
+    return check_money_after(platform.service_url, settings.token, start, ledger)
 
 
 def _run_under_load(platform: Platform, builders: Sequence[Builder], settings: ProofSettings,
@@ -124,7 +186,8 @@ def _run_under_load(platform: Platform, builders: Sequence[Builder], settings: P
         with make_run(plan, progress=terminal) as run:
             run.start()
             platform.events.emit(Source.LOAD, EventName.LOAD_STARTED, users=settings.users,
-                                 rate=settings.rate)
+                                 rate=settings.rate, arrivals=plan.arrivals,
+                                 idle_clients=plan.idle_clients, idle_period_s=plan.idle_period_s)
             time.sleep(settings.baseline_s)  # the "before" phase is measured load, not a wait
             ran = _run_scenarios(platform, builders, on_step)
             current["step"] = "tail"
@@ -168,17 +231,20 @@ class Slice:
         self.acks.add(record)
 
     def prove(self, platform: Platform, settings: ProofSettings, load: LoadResult,
-              timeline: list[Event], out_dir: Path) -> Proof:
+              timeline: list[Event], out_dir: Path, money: MoneyCheck | None = None) -> Proof:
         """The data check of this slice's payments, the verdict, the evidence."""
         data = lookup_payments(platform.service_url, settings.token, self.acks)
-        verdict = self.judge.finish(timeline, data, load.load_target(), scenario=self.name)
+        verdict = self.judge.finish(timeline, data, load.load_target(), scenario=self.name,
+                                    money=money)
         evidence = write_evidence(verdict, timeline, out_dir, self.name, load.ledger_path)
-        return Proof(self.name, verdict, self.result, load, data, evidence, timeline)
+        return Proof(self.name, verdict, self.result, load, data, evidence, timeline,
+                     money if money is not None else MoneyCheck())
 
 
-def read_slices(ledger_path: Path, slices: Sequence[Slice]) -> int:
+def read_slices(ledger_path: Path, slices: Sequence[Slice], money: MoneyLedger | None = None) -> int:
     """Read the merged ledger ONCE, handing each record to the slice it started in (slices in
-    order; a record before the first slice's start belongs to none). Returns the records read."""
+    order; a record before the first slice's start belongs to none) and to the money check
+    (every record: balances are judged over the whole run). Returns the records read."""
     starts = [s.t_from for s in slices]
     n = 0
     with open(ledger_path, encoding="utf-8") as f:
@@ -187,4 +253,6 @@ def read_slices(ledger_path: Path, slices: Sequence[Slice]) -> int:
             i = bisect.bisect_right(starts, r.t_start) - 1
             if i >= 0:
                 slices[i].add(r)
+            if money is not None:
+                money.add(r)
     return n

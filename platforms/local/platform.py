@@ -260,6 +260,9 @@ class LocalPlatform(Platform):
         self.events.emit(Source.FAULT, EventName.FAULT_APPLIED, color=color,
                          faults=dict(faults))
 
+    def drain_window_s(self) -> float | None:
+        return float(self.config.drain_seconds)
+
     def target(self) -> Target:
         return Target("local", self.service_url, self.config.token,
                       {c: self.preview_url(c) for c in COLORS}, self.admin_token,

@@ -58,9 +58,9 @@ def first_drop_after(proof, event_name: str) -> float:
     """Seconds from the (first) event named so to the first dropped request; the verdict must
     also name some event in its reason for that class."""
     t_event = next(e.t for e in proof.timeline if e.name == event_name)
-    drops = [c for c in proof.verdict.failure_classes if c.outcome in ("reset", "refused")]
+    drops = [c for c in proof.verdict.failure_classes if c.outcome in ("reset", "refused", "keepalive_race")]
     assert drops, proof.explain()
-    assert any(f"{c.count} connection" in r and " after '" in r
+    assert any((f"{c.count} connection" in r or f"{c.count} keep-alive race" in r) and " after '" in r
                for c in drops for r in dropped_reasons(proof)), proof.explain()
     return min(c.first_t for c in drops) - t_event
 
@@ -185,8 +185,81 @@ def test_a_service_that_ignores_idempotency_keys_fails(switched):
     assert any("answered with more than one payment id" in r for r in proof.verdict.reasons)
 
 
+ONLY_IDLE_KEEPALIVE = ProofSettings(users=1, rate=60.0, baseline_s=1.0, tail_s=1.0, show_progress=False,
+                                    populations={"fresh": 1}, idle_clients=16)
+
+
+def test_idle_keepalive_clients_lose_requests_when_the_drain_abandons_their_connections(tmp_path):
+    """Blue stops reading idle kept-alive connections at SIGTERM and closes them only when it
+    exits (what an independent keep-alive client, wrk, ran into). The only kept-alive clients
+    are the idle ones (the rest open a new connection per request), so the failures can only be
+    theirs; their phases are spread over their period, so several send within the 1 s drain
+    window, every run."""
+    for run in range(2):
+        platform, proof = run_switch(tmp_path / f"run-{run}", faults={"blue": {"abandon_idle_on_drain": True}},
+                                     load=ONLY_IDLE_KEEPALIVE)
+        platform.teardown()
+        assert proof.verdict.verdict == "FAIL", proof.explain()
+        pops = proof.verdict.populations
+        assert pops["idle"]["failed"] > 0 and pops["fresh"]["failed"] == 0, proof.explain()
+        assert any(r.endswith(f"[idle {pops['idle']['failed']}]") for r in proof.verdict.reasons), proof.explain()
+        assert any(r.startswith("by client population: ") and "idle" in r for r in proof.verdict.reasons)
+
+
+def test_the_same_idle_clients_pass_a_drain_that_closes_idle_connections(tmp_path):
+    """Positive twin: the reference service closes an idle connection early in its drain; the
+    idle clients see it closed while idle and reconnect: nothing lost."""
+    platform, proof = run_switch(tmp_path, load=ONLY_IDLE_KEEPALIVE)
+    platform.teardown()
+    assert proof.verdict.verdict == "PASS", proof.explain()
+    idle = proof.verdict.populations["idle"]
+    assert idle["requests"] > 0 and idle["failed"] == 0, proof.explain()
+
+
+@pytest.mark.switch(settings=SwitchSettings(replicas=1, post_deploy=False,
+                                            new_faults={"stale_balance_reads": True}))
+def test_a_stale_balance_read_after_a_credit_fails(switched):
+    """Green serves balances from a cache that never refreshes: every write is answered 201,
+    but a read after an acknowledged credit shows the old balance (the check's own final read
+    goes through green too, so the final balances look wrong as well)."""
+    _, proof = switched
+    assert proof.verdict.verdict == "FAIL", proof.explain()
+    assert proof.money.stale_reads, proof.explain()
+    assert any(r.startswith("data loss: stale read: ") for r in proof.verdict.reasons), proof.explain()
+    assert proof.verdict.requests_failed == 0, proof.explain()
+
+
+@pytest.mark.switch(settings=SwitchSettings(replicas=1, post_deploy=False,
+                                            new_faults={"balance_drift_minor": 1}))
+def test_a_credit_drifting_by_one_minor_unit_fails(switched):
+    """Green books one minor unit too much: every request is answered 201, only the balances
+    show it; each account's final balance is checked exactly against the acknowledged writes."""
+    _, proof = switched
+    assert proof.verdict.verdict == "FAIL", proof.explain()
+    assert proof.money.mismatches, proof.explain()
+    assert any(r.startswith("data loss: money: account load-account-") for r in proof.verdict.reasons), \
+        proof.explain()
+
+
+@pytest.mark.switch(faults={"blue": {"draining_latency_ms": 400}})
+def test_a_slow_drain_is_reported_as_latency_not_as_a_generator_shortfall(switched):
+    """Blue answers 400 ms late while it drains. A closed-loop load slowed down with it and the
+    verdict blamed the generator ("the load reached 79%"); the open model keeps its schedule,
+    so the slowness shows as latency during the switch, and the load is not in question."""
+    _, proof = switched
+    v = proof.verdict
+    assert not proof.load.saturated and proof.load.shortfall == "", proof.explain()
+    assert not any(r.startswith(("inconclusive: the load", "inconclusive: the load generator"))
+                   for r in v.reasons), proof.explain()
+    assert v.latency_ms["during"]["p99"] >= 400, proof.explain()
+    assert proof.load.achieved_rps >= 0.9 * proof.load.target_rps, proof.explain()
+    assert v.verdict == "FAIL" and any(r.startswith("latency regression: p99 during the switch")
+                                       for r in v.reasons), proof.explain()
+
+
 def test_ten_switches_back_and_forth_pass(tmp_path):
-    """Positive control: ten switches under one load run, each judged on its own slice."""
+    """Positive control: ten switches under one load run, each judged on its own slice, with
+    every client population on (kept-alive, idle, new connection per request, retrying)."""
     platform = stand_up(LocalConfig(replicas=1), idle_replicas=0)
     try:
         def nth(i: int):
@@ -207,6 +280,10 @@ def test_ten_switches_back_and_forth_pass(tmp_path):
         assert proof.verdict.requests_failed == 0
         # the data check looked: payments were acknowledged and each key found its payment
         assert proof.data.acknowledged > 0 and not proof.data.not_found_by_key
+        assert set(proof.verdict.populations) == {"keepalive", "idle", "fresh", "retry"}, proof.explain()
+    # money is judged once, over the whole run, by the last slice
+    assert proofs[-1].money.judged and proofs[-1].money.credits_acked > 0, proofs[-1].explain()
+    assert not any(p.money.judged for p in proofs[:-1])
     assert [p.verdict.to_dict()["served_by_version"].get(f"v2.{i}.0", 0) > 0
             for i, p in enumerate(proofs)] == [True] * 10
 
