@@ -36,6 +36,9 @@ DEFAULT_MIX = {"health": 5, "balance": 25, "create_payment": 20, "payment_status
 ARRIVALS = ("constant", "poisson")
 MONEY_ACCOUNTS = tuple(f"load-account-{i}" for i in range(4))
 LATE_S = 0.2  # a request started this long after its planned time was late (the generator's lag)
+# an arrival skipped at the concurrency cap while already this late: the cap filled with the
+# burst that follows a stall of the generator (its CPU), not with a slow service's requests
+STALL_S = 0.01
 
 
 class SettingsError(ValueError):

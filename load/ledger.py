@@ -295,6 +295,7 @@ class LedgerListener:
                                scheduled=self.schedule.get("scheduled", 0),
                                late=self.schedule.get("late", 0),
                                missed_cap=self.schedule.get("missed_cap", 0),
+                               missed_late=self.schedule.get("missed_late", 0),
                                max_inflight=self.schedule.get("max_inflight", 0))
 
     def write_progress(self) -> None:

@@ -51,7 +51,7 @@ from locust.exception import StopUser
 from locust.user.task import LOCUST_STATE_STOPPING
 
 from zerodrop.load import ledger
-from zerodrop.load.arrivals import LATE_S, Chooser, Settings, SettingsError, schedule
+from zerodrop.load.arrivals import LATE_S, STALL_S, Chooser, Settings, SettingsError, schedule
 from zerodrop.load.http1 import Connection, Pool, Response
 
 log = logging.getLogger("zerodrop.load")
@@ -146,6 +146,8 @@ class Engine:
                         pass
                     elif self.inflight >= self.s.max_inflight:
                         c["missed_cap"] = c.get("missed_cap", 0) + 1
+                        if now - due > STALL_S:  # a burst after the generator stalled, not a slow service
+                            c["missed_late"] = c.get("missed_late", 0) + 1
                     else:
                         self.inflight += 1
                         c["max_inflight"] = max(c.get("max_inflight", 0), self.inflight)

@@ -561,7 +561,8 @@ def _result(merged: MergeSummary, plan: LoadPlan, exit_code: int, log_tail: list
     The generator fell short of its schedule for one of two reasons, and ``shortfall`` says
     which: ``cap`` (more than 1 % of the arrivals were skipped because ``max_inflight``
     requests were already in flight) or ``cpu`` (more than 2 % of the arrivals started over
-    0.2 s late, or a Locust process demanded >= 90 % of a core, or Locust warned of its CPU).
+    0.2 s late, or most skipped arrivals were already late when skipped: a stall's burst filled
+    the cap, or a Locust process demanded >= 90 % of a core, or Locust warned of its CPU).
     """
     span = merged.start_span_s
     achieved = merged.requests / span if span > 0 else 0.0
@@ -570,10 +571,19 @@ def _result(merged: MergeSummary, plan: LoadPlan, exit_code: int, log_tail: list
     scheduled = schedule.scheduled if schedule is not None else 0
     late = schedule.late if schedule is not None else 0
     missed = schedule.missed_cap if schedule is not None else 0
+    missed_late = schedule.missed_late if schedule is not None else 0
     if scheduled and missed > MISSED_SHARE * scheduled:
-        shortfall = "cap"
-        detail.append(f"the generator's concurrency cap ({plan.max_inflight} in flight per process) was reached: "
-                      f"{missed:,} of {scheduled:,} scheduled requests were never sent")
+        if missed_late * 2 > missed:
+            # the cap filled with the burst of arrivals that were due while the generator
+            # stalled: the stall (its CPU) is the cause, the cap only where it showed
+            shortfall = "cpu"
+            detail.append(f"the generator's own CPU: it stalled, and the arrivals due meanwhile filled its "
+                          f"concurrency cap ({plan.max_inflight} in flight per process): {missed:,} of "
+                          f"{scheduled:,} scheduled requests were never sent")
+        else:
+            shortfall = "cap"
+            detail.append(f"the generator's concurrency cap ({plan.max_inflight} in flight per process) was "
+                          f"reached: {missed:,} of {scheduled:,} scheduled requests were never sent")
     if scheduled and late > LATE_SHARE * scheduled:
         shortfall = shortfall or "cpu"
         detail.append(f"the generator's own CPU: {late:,} of {scheduled:,} requests started more than "

@@ -30,6 +30,7 @@ class ProcessProgress:
     scheduled: int = 0
     late: int = 0
     missed_cap: int = 0
+    missed_late: int = 0  # of the skipped ones, those already late: a stall's burst (CPU)
     max_inflight: int = 0
 
     def to_json(self) -> str:
@@ -56,6 +57,7 @@ class Progress:
     scheduled: int = 0
     late: int = 0
     missed_cap: int = 0
+    missed_late: int = 0
     max_inflight: int = 0
 
     @property
@@ -74,11 +76,12 @@ class Progress:
         requests = failures = n_1s = 0
         by_color: dict[str, int] = {}
         saturated = False
-        scheduled = late = missed = inflight = 0
+        scheduled = late = missed = missed_late = inflight = 0
         for p in processes:
             scheduled += p.scheduled
             late += p.late
             missed += p.missed_cap
+            missed_late += p.missed_late
             inflight += p.max_inflight
             requests += p.requests
             failures += p.failures
@@ -88,7 +91,8 @@ class Progress:
             saturated = saturated or p.cpu_warning
         return cls(elapsed=elapsed, planned=planned, requests=requests, rps=float(n_1s),
                    failures=failures, by_color=by_color, saturated=saturated,
-                   scheduled=scheduled, late=late, missed_cap=missed, max_inflight=inflight)
+                   scheduled=scheduled, late=late, missed_cap=missed, missed_late=missed_late,
+                   max_inflight=inflight)
 
 
 def parse_many(texts: Iterable[str]) -> list[ProcessProgress]:

@@ -229,6 +229,9 @@ def test_the_schedule_names_why_the_generator_fell_short(tmp_path: Path):
     assert capped.load_target().shortfall == "cap" and capped.load_target().missed_cap == 50
     late = _result(merged, plan, 0, [], [], False, 0.3, Progress(1, 1, 100, 100, 0, scheduled=1000, late=30))
     assert late.shortfall == "cpu" and "own CPU: 30 of 1,000" in late.detail
+    stalled = _result(merged, plan, 0, [], [], False, 0.3,
+                      Progress(1, 1, 100, 100, 0, scheduled=1000, missed_cap=50, missed_late=40))
+    assert stalled.shortfall == "cpu" and "it stalled" in stalled.detail
     kept = _result(merged, plan, 0, [], [], False, 0.3,
                    Progress(1, 1, 100, 100, 0, scheduled=1000, late=20, missed_cap=10))
     assert kept.shortfall == "" and not kept.saturated and kept.detail == ""

@@ -142,6 +142,23 @@ def test_locust_that_never_gets_a_request_through_is_an_error_and_is_killed(tmp_
     assert processes_mentioning(str(led)) == []
 
 
+def test_a_full_concurrency_cap_is_named_as_the_cap(tmp_path: Path):
+    """A target that never answers holds every request in flight; with a cap of 3 the schedule
+    (50 req/s) cannot be kept, and the result says the cap did it, not the CPU or the target."""
+    led = tmp_path / "ledger"
+    with standins.StandIn(standins.hang) as srv:
+        with LoadRun(LoadPlan(host=srv.url, users=1, rate=50, max_inflight=3, request_timeout=3,
+                              mix={"health": 1}, populations={"keepalive": 1}, idle_clients=0,
+                              ledger_dir=led)) as run:
+            run.start(ready_timeout=10, preflight=False)
+            wait_until(lambda: run.progress().requests >= 3, 15, "the first timeouts")
+            result = run.stop()
+    assert result.shortfall == "cap" and result.saturated, result.detail
+    assert result.missed_cap > 0 and result.max_inflight == 3
+    assert "concurrency cap (3 in flight per process) was reached" in result.detail
+    assert result.load_target().shortfall == "cap"
+
+
 def test_generator_that_cannot_keep_up_is_saturated(tmp_path: Path):
     """Ask one Locust process for far more than it can make (100,000 req/s) from a target that
     answers at once: the process runs flat out, and the result says the generator set the pace."""
