@@ -350,11 +350,9 @@ class Engine:
                    {"amount": amount, "idempotency_key": key, "account": account}, _check_transaction)
 
     def _check_created(self, resp: Response, ctx: dict) -> str:
-        data = _json(resp)
+        data, problem = _object_with_id(resp, "payment")
         if data is None:
-            return "201 body is not JSON"
-        if not isinstance(data, dict) or not data.get("id"):
-            return "201 body has no payment id"
+            return problem
         ctx["payment_id"] = str(data["id"])
         if data.get("status") != "pending":
             return f"201 body status is {data.get('status')!r}, expected 'pending'"
@@ -369,6 +367,16 @@ def _json(resp: Response):
         return json.loads(resp.body or b"", parse_float=Decimal)
     except ValueError:
         return None
+
+
+def _object_with_id(resp: Response, noun: str) -> tuple[dict | None, str]:
+    """The 201 body as a JSON object with an id, or the problem with it."""
+    data = _json(resp)
+    if data is None:
+        return None, "201 body is not JSON"
+    if not isinstance(data, dict) or not data.get("id"):
+        return None, f"201 body has no {noun} id"
+    return data, ""
 
 
 def _same(stored: object, sent: str) -> bool:
@@ -392,11 +400,9 @@ def _check_balance(resp: Response, ctx: dict) -> str:
 
 
 def _check_transaction(resp: Response, ctx: dict) -> str:
-    data = _json(resp)
+    data, problem = _object_with_id(resp, "transaction")
     if data is None:
-        return "201 body is not JSON"
-    if not isinstance(data, dict) or not data.get("id"):
-        return "201 body has no transaction id"
+        return problem
     if not _same(data.get("amount"), ctx["amount"]):
         return f"201 body amount {data.get('amount')!r} != sent {ctx['amount']}"
     return ""
