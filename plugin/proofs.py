@@ -19,9 +19,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--load-users", type=int, default=20,
                 help="zero_downtime: kept-alive connections opened before the schedule starts "
                      "(default 20; the pool grows on demand)")
-    g.addoption("--load-rate", type=float, default=330.0,
+    g.addoption("--load-rate", type=float, default=360.0,
                 help="zero_downtime: requests/s STARTED on schedule through the switch (open "
-                     "model: a slow service shows as latency, never as a lower rate; default 330)")
+                     "model: a slow service shows as latency, never as a lower rate; default 360)")
     g.addoption("--arrivals", choices=("constant", "poisson"), default="constant",
                 help="zero_downtime: the schedule's arrivals: evenly spaced (default) or Poisson")
     g.addoption("--populations", default="keepalive=60,fresh=15,retry=25",
@@ -56,6 +56,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--allow-early-exit", action="store_true",
                 help="zero_downtime: a replica that exits before its drain window while it holds "
                      "client connections is a note, not a FAIL (default: FAIL)")
+    g.addoption("--allow-open-at-drain-end", action="store_true",
+                help="zero_downtime: a replica that still holds client connections when its drain "
+                     "window ends (its exit closes them under clients) is a note, not a FAIL")
+    g.addoption("--keepalive-races-fail", action="store_true",
+                help="zero_downtime: a keep-alive race (a reused connection closed as a request was "
+                     "sent on it, before any answer) FAILs the proof; by default it is a note, as "
+                     "HTTP/1.1 asks clients to retry such requests")
     g.addoption("--evidence-dir", type=Path, default=None,
                 help="zero_downtime: where <scenario>.json/.html/.png go (default reports/out)")
 

@@ -52,6 +52,13 @@ class Policy:
     # a replica that exits before its drain window while holding client connections: FAIL
     # (False: a note only; it did not drop a request this time, but it will under other timing)
     early_exit_fails: bool = True
+    # a replica that still held client connections when its drain window ended (it never
+    # closed them while idle nor in-band: its exit closes them under clients that may send): FAIL
+    open_at_drain_end_fails: bool = True
+    # a keep-alive race (a reused connection that ended at once with no byte of an answer):
+    # HTTP/1.1 lets a server close an idle connection at any time and asks clients to retry,
+    # so no server can rule it out; shown as a note unless this is True
+    keepalive_races_fail: bool = False
 
 
 @dataclass(frozen=True)
@@ -217,13 +224,18 @@ def dropped_requests(f: VerdictFacts) -> list[Reason]:
         a, b = c.first_t - ref_t, c.last_t - ref_t  # type: ignore[operator]
         when = f"at {_dur(a)}" if c.count == 1 or b == a else f"from {_dur(a)} to {_dur(b)}"
         text = f"{_failure_noun(c.outcome, c.status, c.count)} {when} {ref}"
+        kind = KIND_FAIL
         if c.outcome == "keepalive_race":
             text += (" (the server closed a kept-alive connection as a request was sent on it, "
                      "before any byte of an answer)")
         named = [(p, k) for p, k in c.populations if p != "-"]
         if named:
             text += " [" + ", ".join(f"{p} {k:,}" for p, k in named) + "]"
-        out.append(Reason(KIND_FAIL, text))
+        if c.outcome == "keepalive_race" and not f.policy.keepalive_races_fail:
+            kind = KIND_NOTE
+            text = (f"note: {text}: HTTP/1.1 clients must retry a request that fails this way on a "
+                    "reused connection; not a FAIL unless --keepalive-races-fail")
+        out.append(Reason(kind, text))
     return out
 
 
@@ -536,6 +548,30 @@ def early_exit(f: VerdictFacts) -> list[Reason]:
     return out
 
 
+def open_at_drain_end(f: VerdictFacts) -> list[Reason]:
+    """A replica that still held client connections when its drain window ended: it closed
+    them neither in-band (Connection: close on an answer) nor while they were idle, so they
+    are closed by its exit, under clients that may be sending on them (the keep-alive race,
+    made certain for every client idle across the drain). Decided from the platform's counts,
+    whatever the requests' luck this time."""
+    kind = KIND_FAIL if f.policy.open_at_drain_end_fails else KIND_NOTE
+    told = {e.detail.get("replica"): e for e in f.events
+            if e.name == EventName.REPLICA_TERMINATING and _in_a_switch(f, e.t)}
+    out = []
+    for e in f.events:
+        term = told.get(e.detail.get("replica")) if e.name == EventName.REPLICA_TERMINATED else None
+        held = e.detail.get("connections_at_drain_end") if term is not None else None
+        window = term.detail.get("drain_window_s") if term is not None else None
+        if not held or window is None:
+            continue
+        out.append(Reason(kind, f"shutdown: replica {e.detail.get('replica')} still held "
+                                f"{_n(held, 'client connection')} when its {window:g} s drain window "
+                                f"ended: it closed them neither with its answers (Connection: close) "
+                                f"nor while they were idle, so its exit closes them under clients "
+                                f"that may be sending (the keep-alive race)"))
+    return out
+
+
 def _in_a_switch(f: VerdictFacts, t: float) -> bool:
     """Whether ``t`` falls within one of this slice's switches (switch to drained)."""
     return any(c.t_switch is not None and c.t_switch <= t
@@ -643,7 +679,7 @@ def money_seen(f: VerdictFacts) -> list[str]:
 
 RULES: tuple[Rule, ...] = (
     dropped_requests, unknown_versions, old_after_drain, new_before_switch, new_never_answered,
-    data_loss, key_loss, money_adds_up, stale_reads, latency, early_exit,
+    data_loss, key_loss, money_adds_up, stale_reads, latency, early_exit, open_at_drain_end,
     ledger_empty, load_short, generator_saturated, switch_missing, window_thin, idle_unexercised,
     data_check_error, keys_unchecked, money_unchecked, versions_unnamed,
     readiness_findings, populations_seen,

@@ -29,6 +29,7 @@ from zerodrop.records.events import EventLog, EventName, Source
 
 SERVICE_NAME = "payment-service"
 MAX_BACKOFF_S = 8.0
+EXIT_SAMPLE_S = 0.05  # how often a stopping replica's connections are counted until it exits
 
 
 @dataclass
@@ -244,8 +245,23 @@ class Supervisor:
         self._emit(EventName.REPLICA_TERMINATING, color=pod.color, replica=pod.name,
                    drain_window_s=self.config.drain_seconds,
                    **({} if held is None else {"connections": held}))
-        threading.Thread(target=pod.stop, args=(self.config.grace_seconds,),
+        threading.Thread(target=self._stop_watching, args=(pod,),
                          name=f"zd-stop-{pod.name}", daemon=True).start()
+
+    def _stop_watching(self, pod: ReplicaProcess) -> None:
+        """Stop the replica, counting the client connections the front still holds to it every
+        50 ms while it lives: the last count before its drain window ends is what it never
+        closed during the drain (shutdown evidence: those are closed by the exit itself, under
+        clients that may be sending on them)."""
+        stopper = threading.Thread(target=pod.stop, args=(self.config.grace_seconds,),
+                                   name=f"zd-sigterm-{pod.name}", daemon=True)
+        stopper.start()
+        drain_end = (pod.sigterm_at or time.time()) + self.config.drain_seconds
+        while stopper.is_alive():
+            held = self._connections_of(pod.name)
+            if held is not None and pod.alive() and time.time() < drain_end:
+                pod.open_at_drain_end = held
+            stopper.join(EXIT_SAMPLE_S)
 
     def _forget(self, pod: ReplicaProcess) -> None:
         for table in (self._gen_of, self._probes, self._backoff, self._restart_at):
@@ -294,7 +310,10 @@ def _shutdown_timing(pod: ReplicaProcess) -> dict[str, float]:
     if pod.sigterm_at is None:
         return {}
     exited = pod.exited_at if pod.exited_at is not None else time.time()
-    return {"seconds_after_sigterm": round(max(0.0, exited - pod.sigterm_at), 3)}
+    timing: dict[str, float | int] = {"seconds_after_sigterm": round(max(0.0, exited - pod.sigterm_at), 3)}
+    if pod.open_at_drain_end is not None:
+        timing["connections_at_drain_end"] = pod.open_at_drain_end
+    return timing
 
 
 def stop_fast(pod: ReplicaProcess) -> None:

@@ -127,6 +127,8 @@ def test_a_graceful_exit_is_seen_and_passes(tmp_path):
             and e.detail.get("color") == "blue"]
     assert told and told[0].detail["connections"] > 0, told   # the check had something to judge
     assert gone[0].detail["seconds_after_sigterm"] >= told[0].detail["drain_window_s"], gone
+    # every connection it held was closed during its drain (in-band or once idle), none by its exit
+    assert gone[0].detail["connections_at_drain_end"] == 0, gone
 
 
 @pytest.mark.switch(settings=SwitchSettings(replicas=1, post_deploy=False, verify_timeout=3,
@@ -204,6 +206,22 @@ def test_idle_keepalive_clients_lose_requests_when_the_drain_abandons_their_conn
         assert pops["idle"]["failed"] > 0 and pops["fresh"]["failed"] == 0, proof.explain()
         assert any(r.endswith(f"[idle {pops['idle']['failed']}]") for r in proof.verdict.reasons), proof.explain()
         assert any(r.startswith("by client population: ") and "idle" in r for r in proof.verdict.reasons)
+        assert any("still held" in r and "drain window ended" in r for r in proof.verdict.reasons), proof.explain()
+
+
+def test_a_drain_that_closes_idle_connections_only_at_exit_fails_every_run(tmp_path):
+    """Blue answers every request during its drain (with Connection: close) but never closes an
+    idle kept-alive connection: its exit does, under clients that may be sending then (what an
+    independent keep-alive client lost requests to). Whether a request happens to be sent at
+    that instant is luck; the platform's count of connections still open when the drain window
+    ended is not: FAIL, every run."""
+    for run in range(2):
+        platform, proof = run_switch(tmp_path / f"run-{run}", faults={"blue": {"close_idle_at_exit": True}},
+                                     load=ONLY_IDLE_KEEPALIVE)
+        platform.teardown()
+        assert proof.verdict.verdict == "FAIL", proof.explain()
+        held = [r for r in proof.verdict.reasons if r.startswith("shutdown: replica ") and "still held" in r]
+        assert held and "when its 1 s drain window ended" in held[0], proof.explain()
 
 
 def test_the_same_idle_clients_pass_a_drain_that_closes_idle_connections(tmp_path):
