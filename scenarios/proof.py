@@ -35,7 +35,7 @@ IDLE_PERIOD_MAX_S = 4.5      # below the reference service's 5 s keep-alive idle
 @dataclass(frozen=True)
 class ProofSettings:
     users: int = 20                # keep-alive connections opened before the schedule starts
-    rate: float = 330.0            # requests per second STARTED on schedule (open model)
+    rate: float = 360.0            # requests per second STARTED on schedule (open model)
     workers: int = 0               # Locust worker processes (0: one process)
     arrivals: str = "constant"     # or "poisson"
     populations: dict[str, int] | None = None  # keepalive/fresh/retry weights; None: 60/15/25
