@@ -125,14 +125,14 @@ class Engine:
 
     def run(self, should_stop: Callable[[], bool]) -> None:
         self._warm()
-        idle = [gevent.spawn(self._idle_client, offset) for offset in self.s.idle_offsets()]
-        c = self.counters
         t0 = time.time() + 0.02
-        for g in idle:
-            g.t0 = t0  # type: ignore[attr-defined]
+        idle = [gevent.spawn(self._idle_client, t0 + offset) for offset in self.s.idle_offsets()]
+        c = self.counters
         planned = schedule(self.s.rate, t0, self.s.arrivals, self.rng)
         due = next(planned)
         try:
+            while not self.population and not should_stop():
+                gevent.sleep(0.05)  # only idle clients: nothing is scheduled here
             while not should_stop():
                 now = time.time()
                 if due > now:
@@ -142,9 +142,7 @@ class Engine:
                     c["scheduled"] = c.get("scheduled", 0) + 1
                     if now - due > LATE_S:
                         c["late"] = c.get("late", 0) + 1
-                    if not self.population:
-                        pass
-                    elif self.inflight >= self.s.max_inflight:
+                    if self.inflight >= self.s.max_inflight:
                         c["missed_cap"] = c.get("missed_cap", 0) + 1
                         if now - due > STALL_S:  # a burst after the generator stalled, not a slow service
                             c["missed_late"] = c.get("missed_late", 0) + 1
@@ -228,16 +226,13 @@ class Engine:
         self._pooled(req, planned, "retry", request_id=first_id)
         second.join()
 
-    def _idle_client(self, offset: float) -> None:
-        """One idle keep-alive client: a request every ``idle_period_s`` at its own phase, on
+    def _idle_client(self, first: float) -> None:
+        """One idle keep-alive client: a request every ``idle_period_s`` from ``first`` on, on
         its own connection, checked for a server close before each send."""
-        while not hasattr(gevent.getcurrent(), "t0"):
-            gevent.sleep(0.01)
-        t0 = gevent.getcurrent().t0  # type: ignore[attr-defined]
         conn = Connection(self.host, self.port, self.s.request_timeout)
         k = 0
         while not self.stopping:
-            due = t0 + offset + k * self.s.idle_period_s
+            due = first + k * self.s.idle_period_s
             k += 1
             wait = due - time.time()
             if wait > 0:

@@ -66,6 +66,9 @@ class StandInPlatform:
         self.events = EventLog()
         self._load = load
 
+    def drain_window_s(self) -> float | None:
+        return None
+
     def load_generator(self) -> StandInLoad:
         return self._load
 
@@ -113,7 +116,8 @@ def test_a_proof_of_three_slices_opens_the_merged_ledger_once(tmp_path, monkeypa
     monkeypatch.setattr(proof, "lookup_payments", lookup)
     load = StandInLoad()
     platform = StandInPlatform(load)
-    settings = ProofSettings(baseline_s=0, tail_s=0, show_progress=False,
+    # no money accounts: the stand-in Service has no balances to read
+    settings = ProofSettings(baseline_s=0, tail_s=0, show_progress=False, money_accounts=(),
                              policy=Policy(min_requests_in_window=1))
     proofs = prove_sequence(platform, [switch_builder(load, i) for i in range(3)], settings,
                             tmp_path / "out", tmp_path / "ledger")

@@ -110,7 +110,8 @@ def test_sigterm_closes_idle_keepalive_connections_at_once_and_keeps_serving(tmp
         assert until_closed(busy, 3) == b""
         assert s.proc.poll() is None                     # all of it inside the drain window
         line = next(x for x in s.stderr_tail(50).splitlines() if "connections at drain start" in x)
-        assert " closed" in line and "1 busy" in line, line
+        # idle ones are closed at once or, idle under 0.5 s, once they have been
+        assert ("closed" in line or "closing soon" in line) and "1 busy" in line, line
 
 
 @pytest.mark.slow
