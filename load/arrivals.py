@@ -31,8 +31,8 @@ POPULATIONS = ("keepalive", "idle", "fresh", "retry")
 SCHEDULED_POPULATIONS = ("keepalive", "fresh", "retry")  # idle has its own fixed schedule
 DEFAULT_POPULATIONS = {"keepalive": 60, "fresh": 15, "retry": 25}
 KINDS = ("health", "balance", "create_payment", "payment_status", "replay_payment", "credit", "debit")
-DEFAULT_MIX = {"health": 5, "balance": 25, "create_payment": 20, "payment_status": 15,
-               "replay_payment": 5, "credit": 18, "debit": 12}
+DEFAULT_MIX = {"health": 5, "balance": 30, "create_payment": 20, "payment_status": 20,
+               "replay_payment": 5, "credit": 12, "debit": 8}
 ARRIVALS = ("constant", "poisson")
 MONEY_ACCOUNTS = tuple(f"load-account-{i}" for i in range(4))
 LATE_S = 0.2  # a request started this long after its planned time was late (the generator's lag)
