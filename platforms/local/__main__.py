@@ -17,6 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
+from zerodrop.platforms.local.command import DEFAULT_APP_CMD, DEFAULT_MIGRATE_CMD
 from zerodrop.platforms.local.platform import LocalConfig, stand_up
 from zerodrop.platforms.local.replica import pid_alive
 from zerodrop.platforms.base import PlatformError
@@ -38,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="default: a fresh SQLite file shared by blue and green")
     p.add_argument("--faults", default="{}", metavar="JSON",
                    help='fault knobs per colour at start, e.g. \'{"green": {"latency_ms": 50}}\'')
+    p.add_argument("--app-cmd", default=DEFAULT_APP_CMD,
+                   help="the command that starts one replica ({port}, {version}, {color}, {replica}, "
+                        "{python}; default: the reference payment-service)")
+    p.add_argument("--migrate-cmd", default=DEFAULT_MIGRATE_CMD,
+                   help="run once before any replica starts (default: the payment-service's migrations)")
     p.add_argument("--state-file", type=Path, help="serve: where to write the addresses")
     p.add_argument("--owner-pid", type=int, help="serve: stop when this process is gone")
     return p
@@ -73,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     config = LocalConfig(replicas=args.replicas, service_port=args.service_port,
                          token=args.token, propagation_delay=args.propagation_delay,
                          drain_seconds=args.drain_seconds, ready_timeout=args.ready_timeout,
-                         database_url=args.database_url)
+                         database_url=args.database_url, app_cmd=args.app_cmd,
+                         migrate_cmd=args.migrate_cmd)
     try:
         platform = stand_up(config, active=args.active, faults=faults)
     except PlatformError as exc:

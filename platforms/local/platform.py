@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal as signals
 import subprocess
@@ -25,9 +26,11 @@ from pathlib import Path
 from typing import Callable
 
 from zerodrop.platforms.base import COLORS, Platform, PlatformError, ReplicaInfo, Target
+from zerodrop.platforms.local import command
+from zerodrop.platforms.local.command import DEFAULT_APP_CMD, DEFAULT_MIGRATE_CMD
 from zerodrop.platforms.local.endpoints import SERVICE, Endpoints, preview
 from zerodrop.platforms.local.front import Front, FrontLoop, PortInUse
-from zerodrop.platforms.local.replica import ReplicaProcess, service_command
+from zerodrop.platforms.local.replica import ReplicaProcess
 from zerodrop.platforms.local.supervisor import SERVICE_NAME, Supervisor, http_call
 from zerodrop.records.events import EventLog, EventName, Source
 
@@ -53,8 +56,12 @@ class LocalConfig:
     restart_backoff: float = 0.5        # first restart delay; doubles up to 8 s (CrashLoopBackOff)
     keep_workdir: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
+    app_cmd: str = DEFAULT_APP_CMD          # starts one replica (see platforms/local/command.py)
+    migrate_cmd: str = DEFAULT_MIGRATE_CMD  # runs once, before any replica starts
 
     def validate(self) -> None:
+        command.check(self.app_cmd, "--app-cmd")
+        command.check(self.migrate_cmd, "--migrate-cmd", command.MIGRATE_PLACEHOLDERS)
         if self.replicas < 0:
             raise PlatformError(f"replicas must be >= 0, got {self.replicas}")
         if not 0 <= self.service_port <= 65535:
@@ -115,15 +122,18 @@ class LocalPlatform(Platform):
     def _migrate(self) -> None:
         """The seed's migration Job: its own step, before any replica starts."""
         started = time.time()
+        argv = command.render(self.config.migrate_cmd, "--migrate-cmd")
         try:
-            done = subprocess.run(service_command("migrate"), cwd=self.workdir,
-                                  capture_output=True, text=True, timeout=120,
-                                  env={**os.environ, "DATABASE_URL": self.database_url})
+            done = subprocess.run(argv, cwd=self.workdir, capture_output=True, text=True, timeout=120,
+                                  env={**os.environ, **self._replica_env()})
         except subprocess.TimeoutExpired:
-            raise PlatformError("schema migration did not finish within 120 s") from None
+            raise PlatformError(f"--migrate-cmd {shlex.join(argv)!r} did not finish within 120 s") from None
+        except OSError as exc:
+            raise PlatformError(f"--migrate-cmd {shlex.join(argv)!r} cannot run: {exc.strerror or exc}") from None
         if done.returncode != 0:
-            last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise PlatformError(f"schema migration failed (exit {done.returncode}): {last[0]}")
+            last = (done.stderr or done.stdout).strip().splitlines()[-3:] or ["no output"]
+            raise PlatformError(f"--migrate-cmd {shlex.join(argv)!r} failed (exit {done.returncode}): "
+                                f"{' | '.join(last)}")
         self.events.emit(Source.PLATFORM, EventName.MIGRATED,
                          seconds=round(time.time() - started, 3),
                          output=done.stdout.strip().splitlines())

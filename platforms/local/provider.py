@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zerodrop.platforms.base import Platform, Target
+from zerodrop.platforms.base import Platform, PlatformError, Target
+from zerodrop.platforms.local import command
+from zerodrop.platforms.local.command import DEFAULT_APP_CMD, DEFAULT_MIGRATE_CMD
 from zerodrop.platforms.local.shared import LocalOptions, acquire_local, release_local
 from zerodrop.platforms.provider import Provider, Run, Say
 
@@ -30,8 +32,21 @@ class LocalProvider(Provider):
     def add_options(self, group: Any) -> None:
         group.addoption("--service-port", type=int, default=0,
                         help="--target local: Service port on 127.0.0.1 (default: a free port)")
+        group.addoption("--app-cmd", default=DEFAULT_APP_CMD, metavar="CMD",
+                        help="--target local: the command that starts one replica, with "
+                             "{port}, {version}, {color}, {replica}, {python}; it also gets PORT, "
+                             "APP_VERSION, ZD_COLOR, REPLICA_NAME and DATABASE_URL (default: the "
+                             "reference payment-service)")
+        group.addoption("--migrate-cmd", default=DEFAULT_MIGRATE_CMD, metavar="CMD",
+                        help="--target local: run once, with DATABASE_URL, before any replica "
+                             "starts (default: the payment-service's migrations)")
 
     def check_options(self, options: Any, parallel: bool = False) -> None:
+        try:
+            command.check(options.app_cmd, "--app-cmd")
+            command.check(options.migrate_cmd, "--migrate-cmd", command.MIGRATE_PLACEHOLDERS)
+        except PlatformError as exc:
+            raise ValueError(str(exc)) from None
         port = options.service_port
         if not 0 <= port <= 65535:
             raise ValueError(f"--service-port must be 0..65535, got {port}")
@@ -55,7 +70,7 @@ class LocalProvider(Provider):
     def target(self, session: LocalSession, options: Any) -> Target:
         return acquire_local(session.shared_dir, session.owner_pid, LocalOptions(
             options.replicas, options.service_port, options.token, options.ready_timeout,
-            options.local_faults))
+            options.local_faults, options.app_cmd, options.migrate_cmd))
 
     def platform(self, session: LocalSession, options: Any, name: str,
                  **stand_up: Any) -> Platform:
@@ -63,7 +78,8 @@ class LocalProvider(Provider):
         if options.service_port:  # the shared platform holds it: the next suite test restarts it
             release_local(session.shared_dir)
         config = local.LocalConfig(replicas=options.replicas, ready_timeout=options.ready_timeout,
-                                   token=options.token, service_port=options.service_port)
+                                   token=options.token, service_port=options.service_port,
+                                   app_cmd=options.app_cmd, migrate_cmd=options.migrate_cmd)
         return local.stand_up(config, **stand_up)
 
     def release(self, session: LocalSession, say: Say = print) -> None:

@@ -1,7 +1,8 @@
 """One replica of the service as a real OS process on 127.0.0.1 (a pod, locally).
 
-The process binds port 0 itself and reports the port through a file, so there is no race for
-a "free" port. It runs in its own session (a signal to the group reaches its children) and is
+The process is started by the ``--app-cmd`` template (platforms/local/command.py) on a port the
+platform chose for it (as a container gets its containerPort); a replica that dies is started
+again on a fresh port. It runs in its own session (a signal to the group reaches its children) and is
 told by the kernel to die with the thread that spawned it (PR_SET_PDEATHSIG), so a harness
 killed with SIGKILL leaves no orphan behind.
 """
@@ -9,12 +10,16 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shlex
 import signal
+import socket
 import subprocess
-import sys
 import time
 from collections import deque
 from pathlib import Path
+
+from zerodrop.platforms.local import command
+from zerodrop.platforms.local.command import DEFAULT_APP_CMD
 
 _PR_SET_PDEATHSIG = 1
 
@@ -37,18 +42,23 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def service_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "zerodrop.payment_service", *args]
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class ReplicaProcess:
     """A started service process: its port, its log, and how to stop it."""
 
-    def __init__(self, name: str, color: str, version: str, workdir: Path, env: dict[str, str]):
+    def __init__(self, name: str, color: str, version: str, workdir: Path, env: dict[str, str],
+                 app_cmd: str = DEFAULT_APP_CMD):
         self.name = name
         self.color = color
         self.version = version
-        self.port_file = workdir / f"{name}.port"
+        self.workdir = workdir
+        self.app_cmd = app_cmd
+        self.argv: list[str] = []
         self.log_path = workdir / f"{name}.log"
         self.port: int | None = None
         self.started_at = time.time()
@@ -65,19 +75,23 @@ class ReplicaProcess:
     def start(self) -> None:
         if self._proc is not None and self._proc.poll() is not None:
             self.last_exit_code = self._proc.returncode
-        self.port_file.unlink(missing_ok=True)
-        self.port = None
+        self.port = free_port()
         self.ready = False
         self.started_at = time.time()
-        env = {**os.environ, **self._env}
+        self.argv = command.render(self.app_cmd, "--app-cmd", port=self.port, version=self.version,
+                                   color=self.color, replica=self.name)
+        env = {**os.environ, **self._env, "PORT": str(self.port), "APP_VERSION": self.version,
+               "ZD_COLOR": self.color, "APP_COLOR": self.color, "REPLICA_NAME": self.name}
         with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(
-                service_command("serve", "--host", "127.0.0.1", "--port", "0",
-                                "--port-file", str(self.port_file)),
-                cwd=self.port_file.parent, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
+            try:
+                self._proc = subprocess.Popen(
+                    self.argv, cwd=self.workdir, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                    stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
+            except OSError as exc:  # not found, not executable: as a container that cannot start
+                log.write(f"--app-cmd {shlex.join(self.argv)!r} cannot run: {exc.strerror or exc}\n"
+                          .encode())
+                self._proc = subprocess.Popen(["false"], stdin=subprocess.DEVNULL, stdout=log,
+                                              stderr=subprocess.STDOUT)
 
     @property
     def pid(self) -> int | None:
@@ -88,14 +102,7 @@ class ReplicaProcess:
         return f"http://127.0.0.1:{self.port}" if self.port else ""
 
     def poll_port(self) -> int | None:
-        """The listening port once the process reported it, else None."""
-        if self.port is None:
-            try:
-                text = self.port_file.read_text().strip()
-            except FileNotFoundError:
-                return None
-            if text.isdigit():
-                self.port = int(text)
+        """The port the replica was started on (its readiness probe says when it listens)."""
         return self.port
 
     def exit_code(self) -> int | None:

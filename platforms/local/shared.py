@@ -16,6 +16,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from zerodrop.platforms.base import Target
+from zerodrop.platforms.local.command import DEFAULT_APP_CMD, DEFAULT_MIGRATE_CMD
 from zerodrop.platforms.provider import TargetError
 
 STATE = "local-platform.json"
@@ -28,11 +29,13 @@ class LocalOptions:
     token: str = "test-token"
     ready_timeout: float = 60.0
     faults: str = "{}"  # JSON: {"blue": {knob: value}, ...}
+    app_cmd: str = DEFAULT_APP_CMD
+    migrate_cmd: str = DEFAULT_MIGRATE_CMD
 
     def argv(self) -> list[str]:
         return ["--replicas", str(self.replicas), "--service-port", str(self.service_port),
                 "--token", self.token, "--ready-timeout", str(self.ready_timeout),
-                "--faults", self.faults]
+                "--faults", self.faults, "--app-cmd", self.app_cmd, "--migrate-cmd", self.migrate_cmd]
 
 
 def acquire_local(shared_dir: Path, owner_pid: int, options: LocalOptions) -> Target:

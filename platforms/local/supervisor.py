@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import shlex
 import signal as signals
 import threading
 import time
@@ -132,13 +133,16 @@ class Supervisor:
         if code is None:
             code = pod.last_exit_code  # restarted since: the reason is the previous exit
         tail = pod.log_tail(3)
-        last_log = f"; last log: {tail[-1]}" if tail else ""
+        cmd = shlex.join(pod.argv) if pod.argv else pod.app_cmd
         if code is not None or pod.restarts:
-            return (f"exited with code {code if code is not None else '?'} "
-                    f"(restarts {pod.restarts}){last_log}")
-        if pod.port is None:
-            return f"not listening yet{last_log}"
-        return f"readiness probe: {self._probes.get(pod.name, _Probe()).last}"
+            last = f"; last output: {' | '.join(tail)}" if tail else "; no output"
+            return (f"--app-cmd {cmd!r} exited with code {code if code is not None else '?'} "
+                    f"(restarts {pod.restarts}){last}")
+        why = self._probes.get(pod.name, _Probe()).last
+        if "refused" in why.lower():
+            last = f"; last output: {' | '.join(tail)}" if tail else ""
+            return f"--app-cmd {cmd!r} is not listening on port {pod.port} yet{last}"
+        return f"readiness probe: {why}"
 
     # ---- the loop -------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -227,7 +231,7 @@ class Supervisor:
         name = f"{SERVICE_NAME}-{color}-{index}"
         env = {"APP_VERSION": t.version, "APP_COLOR": color, "REPLICA_NAME": name,
                "SERVICE_NAME": SERVICE_NAME, "FAULTS": json.dumps(t.faults), **self._env}
-        pod = ReplicaProcess(name, color, t.version, self.workdir, env)
+        pod = ReplicaProcess(name, color, t.version, self.workdir, env, self.config.app_cmd)
         pod.start()
         self.pods[color].append(pod)
         self._gen_of[name] = t.generation

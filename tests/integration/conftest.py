@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def pids_of(marker: str) -> list[int]:
-    """Live processes whose command line mentions ``marker`` (a workdir, a state file)."""
+    """Live processes whose command line mentions ``marker`` (a workdir, a state file), or
+    that run in it (the local platform starts its replicas in its workdir)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -24,7 +25,11 @@ def pids_of(marker: str) -> list[int]:
             state = (entry / "stat").read_text().split(")")[-1].split()[0]
         except OSError:
             continue
-        if marker in cmdline and state != "Z":
+        try:
+            cwd = str((entry / "cwd").resolve())
+        except OSError:
+            cwd = ""
+        if (marker in cmdline or (cwd and cwd == str(Path(marker).resolve()))) and state != "Z":
             found.append(int(entry.name))
     return found
 
