@@ -21,6 +21,7 @@ Client populations (each request's ``population`` in the ledger):
 """
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import random
@@ -166,5 +167,4 @@ class Chooser:
         return self.total > 0
 
     def pick(self) -> str:
-        import bisect
         return self.names[bisect.bisect_right(self.cum, self.rng.random() * self.total)]

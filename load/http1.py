@@ -69,7 +69,6 @@ class Connection:
     timeout: float
     sock: socket.socket | None = None
     answers: int = 0          # answers read on this connection
-    idle_since: float = 0.0   # monotonic time the last answer ended
     _sent_at: float = 0.0     # monotonic time the current request went out
     _buf: bytearray = field(default_factory=bytearray)
 
@@ -125,7 +124,6 @@ class Connection:
             self.close()
             raise
         self.answers += 1
-        self.idle_since = time.monotonic()
         if resp.will_close:
             self.close()
         return resp
@@ -226,7 +224,6 @@ class Pool:
     def __init__(self, host: str, port: int, timeout: float):
         self.host, self.port, self.timeout = host, port, timeout
         self._idle: list[Connection] = []
-        self.opened = 0
         self.discarded_closed = 0  # idle connections found closed by the server before reuse
 
     def acquire(self) -> Connection:
@@ -236,7 +233,6 @@ class Pool:
                 return conn
             self.discarded_closed += 1
             conn.close()
-        self.opened += 1
         return Connection(self.host, self.port, self.timeout)
 
     def release(self, conn: Connection) -> None:

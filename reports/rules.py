@@ -453,7 +453,7 @@ def populations_seen(f: VerdictFacts) -> list[Reason]:
 
 def inflight_at_sigterm(f: VerdictFacts) -> list[str]:
     """How many requests were in flight at each SIGTERM of a switch (10 ms resolution)."""
-    terms = [e for e in f.events if e.name == EventName.REPLICA_TERMINATING and _in_a_switch(f, e.t)]
+    terms = _sigterms(f)
     if not terms:
         return []
     counts = [f.tally.inflight_at(e.t) for e in terms]
@@ -525,20 +525,27 @@ def versions_unnamed(f: VerdictFacts) -> list[Reason]:
 # Notes
 # --------------------------------------------------------------------------------------------
 
+def _stops(f: VerdictFacts) -> list[tuple[Event, Event]]:
+    """(replica terminating, replica terminated) of every replica told to stop within one of
+    this slice's switches, in the order they ended: what the shutdown rules judge."""
+    told = {e.detail.get("replica"): e for e in _sigterms(f)}
+    return [(told[e.detail.get("replica")], e) for e in f.events
+            if e.name == EventName.REPLICA_TERMINATED and e.detail.get("replica") in told]
+
+
+def _sigterms(f: VerdictFacts) -> list[Event]:
+    return [e for e in f.events if e.name == EventName.REPLICA_TERMINATING and _in_a_switch(f, e.t)]
+
+
 def early_exit(f: VerdictFacts) -> list[Reason]:
     """A replica told to stop (SIGTERM) that exited before its drain window ended while it
     still held client connections: it closed them instead of draining, even when no request
     happened to be in flight (the platform's events carry the evidence)."""
     kind = KIND_FAIL if f.policy.early_exit_fails else KIND_NOTE
-    told = {e.detail.get("replica"): e for e in f.events
-            if e.name == EventName.REPLICA_TERMINATING and _in_a_switch(f, e.t)}
     out = []
-    for e in f.events:
-        term = told.get(e.detail.get("replica")) if e.name == EventName.REPLICA_TERMINATED \
-            else None
-        secs = e.detail.get("seconds_after_sigterm") if term is not None else None
-        window, held = (term.detail.get("drain_window_s"), term.detail.get("connections")) \
-            if term is not None else (None, None)
+    for term, e in _stops(f):
+        secs = e.detail.get("seconds_after_sigterm")
+        window, held = term.detail.get("drain_window_s"), term.detail.get("connections")
         if secs is None or window is None or not held or secs >= window:
             continue
         out.append(Reason(kind, f"shutdown: replica {e.detail.get('replica')} exited "
@@ -555,13 +562,10 @@ def open_at_drain_end(f: VerdictFacts) -> list[Reason]:
     made certain for every client idle across the drain). Decided from the platform's counts,
     whatever the requests' luck this time."""
     kind = KIND_FAIL if f.policy.open_at_drain_end_fails else KIND_NOTE
-    told = {e.detail.get("replica"): e for e in f.events
-            if e.name == EventName.REPLICA_TERMINATING and _in_a_switch(f, e.t)}
     out = []
-    for e in f.events:
-        term = told.get(e.detail.get("replica")) if e.name == EventName.REPLICA_TERMINATED else None
-        held = e.detail.get("connections_at_drain_end") if term is not None else None
-        window = term.detail.get("drain_window_s") if term is not None else None
+    for term, e in _stops(f):
+        held = e.detail.get("connections_at_drain_end")
+        window = term.detail.get("drain_window_s")
         if not held or window is None:
             continue
         out.append(Reason(kind, f"shutdown: replica {e.detail.get('replica')} still held "

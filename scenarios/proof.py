@@ -63,7 +63,7 @@ class ProofSettings:
         drain = platform.drain_window_s()
         if drain is None:
             return IDLE_PERIOD_DEFAULT_S
-        return min(IDLE_PERIOD_MAX_S, max(drain * 1.5 + 0.5, drain + 0.5))
+        return min(IDLE_PERIOD_MAX_S, drain * 1.5 + 0.5)
 
 
 @dataclass
