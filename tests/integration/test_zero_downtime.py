@@ -147,7 +147,11 @@ def test_switch_to_a_colour_with_no_ready_replica_fails(switched):
 def test_one_in_n_500s_are_counted_exactly(switched):
     platform, proof = switched
     assert proof.verdict.verdict == "FAIL", proof.explain()
-    served_500 = sum(_metric_500s(r.url) for r in platform.replicas("green"))
+    # the money check's own final balance reads go to green too, after the load: when one of
+    # them drew the 25th, it is a 500 the service counted that no ledger record holds (and the
+    # check says it could not read that balance)
+    harness_500 = 1 if "answered 500" in proof.money.error else 0
+    served_500 = sum(_metric_500s(r.url) for r in platform.replicas("green")) - harness_500
     assert served_500 > 0
     assert classes(proof) == {"http_error 500": served_500}, proof.explain()
     noun = "answer" if served_500 == 1 else "answers"
@@ -204,7 +208,10 @@ def test_idle_keepalive_clients_lose_requests_when_the_drain_abandons_their_conn
         assert proof.verdict.verdict == "FAIL", proof.explain()
         pops = proof.verdict.populations
         assert pops["idle"]["failed"] > 0 and pops["fresh"]["failed"] == 0, proof.explain()
-        assert any(r.endswith(f"[idle {pops['idle']['failed']}]") for r in proof.verdict.reasons), proof.explain()
+        # a FAIL reason for the idle clients' lost requests (a send in the last 20 ms before the
+        # exit may also show as a keep-alive race, a note)
+        assert any(re.search(r"\[idle \d+\]$", r) and not r.startswith("note: ")
+                   for r in proof.verdict.reasons), proof.explain()
         assert any(r.startswith("by client population: ") and "idle" in r for r in proof.verdict.reasons)
         assert any("still held" in r and "drain window ended" in r for r in proof.verdict.reasons), proof.explain()
 

@@ -161,9 +161,12 @@ def test_a_closed_keep_alive_connection_is_the_keepalive_race_and_is_not_retried
     make the server see more), and every race is on a reused connection."""
     o = outcomes["kept_alive_close"]
     counts = _outcomes(o)
-    assert counts["ok"] > 0 and counts["keepalive_race"] > 0 and set(counts) == {"ok", "keepalive_race"}
+    # the race is told by its end coming at once (20 ms); on a machine busy enough to wake the
+    # client later, the same end reads as a reset: never anything else, never on a new connection
+    assert counts["ok"] > 0 and counts["keepalive_race"] > 0, counts
+    assert set(counts) <= {"ok", "keepalive_race", "reset"}, counts
     assert o.server_requests == len(o.records)
-    assert {r.conn for r in o.records if r.outcome == "keepalive_race"} == {"reused"}
+    assert {r.conn for r in o.records if r.outcome != "ok"} == {"reused"}
     assert {r.conn for r in o.records if r.outcome == "ok"} == {"new"}
 
 
