@@ -28,12 +28,17 @@ import random
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping
 
+from zerodrop.profiles import profile as profiles
+
 POPULATIONS = ("keepalive", "idle", "fresh", "retry")
 SCHEDULED_POPULATIONS = ("keepalive", "fresh", "retry")  # idle has its own fixed schedule
 DEFAULT_POPULATIONS = {"keepalive": 60, "fresh": 15, "retry": 25}
+# the request kinds and their weights come from the service profile; these are the default
+# (payment-service) profile's, for callers that name them
 KINDS = ("health", "balance", "create_payment", "payment_status", "replay_payment", "credit", "debit")
 DEFAULT_MIX = {"health": 5, "balance": 30, "create_payment": 20, "payment_status": 20,
                "replay_payment": 5, "credit": 12, "debit": 8}
+ENV_PROFILE = "ZERODROP_PROFILE"  # the profile's TOML text (not a path: it also reaches pods)
 ARRIVALS = ("constant", "poisson")
 MONEY_ACCOUNTS = tuple(f"load-account-{i}" for i in range(4))
 LATE_S = 0.2  # a request started this long after its planned time was late (the generator's lag)
@@ -63,6 +68,7 @@ class Settings:
     accounts: tuple[str, ...] = MONEY_ACCOUNTS
     process_index: int = 0
     processes: int = 1
+    profile: profiles.Profile = field(default_factory=profiles.load)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Settings":
@@ -86,12 +92,19 @@ class Settings:
         rate = num("ZERODROP_RATE", 100.0)
         if rate <= 0:
             raise SettingsError("ZERODROP_RATE must be > 0 requests/s")
-        accounts = tuple(a for a in env.get("ZERODROP_MONEY_ACCOUNTS", "").split(",") if a) or MONEY_ACCOUNTS
+        try:
+            text = env.get(ENV_PROFILE, "")
+            profile = profiles.from_text(text, "ZERODROP_PROFILE") if text else profiles.load()
+        except profiles.ProfileError as exc:
+            raise SettingsError(str(exc)) from None
+        accounts = tuple(a for a in env.get("ZERODROP_MONEY_ACCOUNTS", "").split(",") if a) \
+            or profile.money_accounts or MONEY_ACCOUNTS
+        names = tuple(r.name for r in profile.requests)
         return cls(
             rate=rate, arrivals=arrivals,
             populations=weights(env.get("ZERODROP_POPULATIONS", ""), SCHEDULED_POPULATIONS,
                                 DEFAULT_POPULATIONS, "ZERODROP_POPULATIONS", allow_all_zero=True),
-            mix=weights(env.get("ZERODROP_MIX", ""), KINDS, DEFAULT_MIX, "ZERODROP_MIX"),
+            mix=weights(env.get("ZERODROP_MIX", ""), names, profile.mix, "ZERODROP_MIX"),
             idle_clients=int(num("ZERODROP_IDLE_CLIENTS", 8, 0, integer=True)),
             idle_period_s=num("ZERODROP_IDLE_PERIOD", 3.0, 0.1),
             max_inflight=int(num("ZERODROP_MAX_INFLIGHT", 400, 1, integer=True)),
@@ -103,6 +116,7 @@ class Settings:
             accounts=accounts,
             process_index=int(num("ZERODROP_PROCESS_INDEX", 0, 0, integer=True)),
             processes=max(1, int(num("ZERODROP_PROCESSES", 1, 1, integer=True))),
+            profile=profile,
         )
 
     def idle_offsets(self) -> list[float]:

@@ -39,8 +39,9 @@ import random
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
+import re
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
@@ -53,6 +54,8 @@ from locust.user.task import LOCUST_STATE_STOPPING
 from zerodrop.load import ledger
 from zerodrop.load.arrivals import LATE_S, STALL_S, Chooser, Settings, SettingsError, schedule
 from zerodrop.load.http1 import Connection, Pool, Response
+from zerodrop.checks.expect import _compiled, jq_true
+from zerodrop.profiles.profile import render_request, same_value
 
 log = logging.getLogger("zerodrop.load")
 
@@ -60,30 +63,37 @@ try:
     SETTINGS = Settings.from_env(os.environ)
 except SettingsError as exc:
     raise SystemExit(f"zerodrop locustfile: {exc}")
-ACCOUNTS = [f"test-account-{i}" for i in range(10)]  # payments between these (the worker moves money)
 POLL_MEMORY = 50  # payment ids remembered for status polls and replays
 TRANSPORT_RETRY_BACKOFF_S = 0.05
 _listener: ledger.LedgerListener | None = None
 
 
-def money(minor: int) -> str:
-    """Exact decimal text of an amount in minor units (no float ever touches money)."""
-    return f"{minor // 100}.{minor % 100:02d}"
-
-
 class _Answer:
-    """What the ledger's listener reads from an answer: ``status_code`` and ``headers.get``."""
+    """What the ledger's listener reads from an answer: ``status_code`` and ``headers.get``
+    (under the names the ledger knows, X-App-Version & co., whatever the profile's headers are)."""
 
     __slots__ = ("status_code", "headers")
 
-    def __init__(self, resp: Response | None):
+    def __init__(self, resp: Response | None, names: dict[str, str]):
         self.status_code = resp.status if resp is not None else 0
-        self.headers = _Headers(resp.headers if resp is not None else {})
+        self.headers = _Headers(resp.headers if resp is not None else {}, names)
 
 
-class _Headers(dict):
-    def get(self, name, default=None):  # noqa: D102 - case-insensitive lookup
-        return dict.get(self, name.lower(), default)
+class _Headers:
+    __slots__ = ("raw", "names")
+
+    def __init__(self, raw: dict, names: dict[str, str]):
+        self.raw, self.names = raw, names
+
+    def get(self, name, default=None):  # noqa: D102 - case-insensitive, through the profile's names
+        return self.raw.get(self.names.get(name.lower(), name.lower()), default)
+
+
+def _header_map(profile) -> dict[str, str]:
+    """ledger header name (lower case) -> the profile's answer header (lower case)."""
+    names = {"x-app-version": profile.version_header, "x-app-color": profile.color_header,
+             "x-replica": profile.replica_header, "x-request-id": profile.request_id_header}
+    return {k: (v or "x-zerodrop-absent").lower() for k, v in names.items()}
 
 
 @dataclass
@@ -99,6 +109,9 @@ class Req:
     headers: dict | None = None
     context: dict | None = None
     check: Callable[[Response, dict], str] | None = None
+    auth: bool = True
+    duplicable: bool = False  # an idempotent write: the retry population may send it twice at once
+    values: dict | None = None  # the generated values it was built from (a replay checks against them)
 
 
 class Engine:
@@ -113,12 +126,15 @@ class Engine:
         self.pool = Pool(self.host, self.port, settings.request_timeout)
         self.rng = random.Random()
         self.population = Chooser(settings.populations, self.rng)
+        self.profile = settings.profile
         self.kind = Chooser(settings.mix, self.rng)
         self.inflight = 0
         self.stopping = False
-        self.created: deque[str] = deque(maxlen=POLL_MEMORY)
-        self.sent: deque[tuple[str, str, bytes]] = deque(maxlen=POLL_MEMORY)  # key, amount, body
-        self.auth = {"Authorization": f"Bearer {settings.token}"}
+        self.saved: dict[str, deque[str]] = {}  # values answers saved, for later requests
+        self.replayed = {r.replay for r in self.profile.requests if r.replay}
+        self.sent: dict[str, deque[Req]] = {n: deque(maxlen=POLL_MEMORY) for n in self.replayed}
+        self.auth = self.profile.auth_headers(settings.token)
+        self.answer_headers = _header_map(self.profile)
         self.counters = _listener.schedule if _listener is not None else {}
 
     # -- the schedule ---------------------------------------------------------------------------
@@ -186,7 +202,7 @@ class Engine:
                 finally:
                     conn.close()
             elif population == "retry":
-                if req.route == "/api/payments" and self.rng.random() < self.s.duplicate_share:
+                if req.duplicable and self.rng.random() < self.s.duplicate_share:
                     self._duplicate(req, planned)
                 else:
                     self._with_retries(req, planned)
@@ -255,8 +271,8 @@ class Engine:
         """Send ``req`` once on ``conn`` and fire Locust's request event (-> one ledger record).
         Returns (no answer arrived, the X-Request-Id sent)."""
         rid = request_id or uuid.uuid4().hex
-        headers = dict(self.auth)
-        headers["X-Request-Id"] = rid
+        headers = dict(self.auth) if req.auth else {}
+        headers[self.profile.request_id_header] = rid
         if req.headers:
             headers.update(req.headers)
         if close:
@@ -284,77 +300,94 @@ class Engine:
                     exc = ledger.BadBody(problem)
         self.env.events.request.fire(request_type=req.method, name=route or req.route, response_time=elapsed_ms,
                                      response_length=len(resp.body) if resp is not None else 0,
-                                     response=_Answer(resp), context=ctx, exception=exc, start_time=start)
+                                     response=_Answer(resp, self.answer_headers), context=ctx, exception=exc, start_time=start)
         return resp is None, rid
 
-    # -- what to ask ----------------------------------------------------------------------------
+    # -- what to ask: the service profile's requests --------------------------------------------
 
-    def build(self, kind: str) -> Req:
-        return getattr(self, f"_req_{kind}")()
+    def build(self, name: str) -> Req:
+        """One request of the profile's kind ``name``, its values generated; a request that
+        needs a value no answer has saved yet is replaced by the request that saves it."""
+        spec = self.profile.request(name)
+        if spec.replay:
+            return self._replay(spec)
+        r = render_request(self.profile, spec, self.rng, self.s.accounts, self.saved)
+        if r is None:  # a value nothing has saved yet (the run's first seconds)
+            needed = next(g.args[0] for g in spec.values.values() if g.kind == "saved" and not self.saved.get(g.args[0]))
+            return self.build(self.profile.saver_of(needed).name)
+        values = r.values
+        ctx: dict = {}
+        about = next((values[v] for v, g in spec.values.items() if g.kind == "saved"), None)
+        if about is not None:  # the ledger's id of what a read is about (a status poll's payment)
+            ctx["payment_id"] = about
+        if r.key:
+            ctx["idempotency_key"] = r.key
+        if spec.write is not None and spec.write.value:
+            ctx["amount"] = values[spec.write.value]
+        if spec.money:
+            ctx["account"] = values["account"]
+            if spec.money != "balance":
+                ctx["amount"] = values["amount"]
+        req = Req(spec.kind, spec.method, r.path, spec.route, spec.status, r.body,
+                  r.headers, ctx, self._checker(spec, values) if spec.reads_body else None,
+                  auth=spec.auth, duplicable=spec.idempotent and spec.write is not None, values=values)
+        if spec.name in self.replayed:
+            self.sent[spec.name].append(req)
+        return req
 
-    def _req_health(self) -> Req:
-        return Req("health", "GET", "/health", "/health", 200)
+    def _replay(self, spec) -> Req:
+        """An earlier request of ``spec.replay`` again: the same key, the same body; its answer
+        must name what the first one made (the data check holds every answer of a key to one)."""
+        earlier = self.sent.get(spec.replay)
+        if not earlier:
+            return self.build(spec.replay)
+        first = self.rng.choice(earlier)
+        original = self.profile.request(spec.replay)
+        # the original's echo and id, but the replay's own jq: what a replay answers may have
+        # moved on since (a to-do completed meanwhile), while what was sent cannot have
+        checks = replace(original, jq=spec.jq, save={})
+        return Req(first.kind, first.method, first.path, spec.route, first.expected, first.body,
+                   first.headers, {k: v for k, v in (first.context or {}).items()
+                                   if k in ("idempotency_key", "amount", "account")},
+                   self._checker(checks, first.values or {}) if checks.reads_body else None,
+                   auth=first.auth)
 
-    def _req_balance(self) -> Req:
-        account = self.rng.choice(self.s.accounts)
-        return Req("balance", "GET", f"/api/accounts/{account}/balance", "/api/accounts/{id}/balance", 200,
-                   context={"account": account}, check=_check_balance)
+    def _checker(self, spec, values: dict[str, str]) -> Callable[[Response, dict], str]:
+        """The answer's checks: the jq expressions hold, the echoed values are the sent ones
+        (exactly), the write's id and the balance are read into the ledger, values are saved."""
+        profile, saved = self.profile, self.saved
 
-    def _req_create_payment(self) -> Req:
-        amount = money(self.rng.randint(1, 999_999))
-        src, dst = self.rng.sample(ACCOUNTS, 2)
-        key = str(uuid.uuid4())
-        body = (f'{{"amount": {amount}, "currency": "EUR", '
-                f'"from_account": "{src}", "to_account": "{dst}"}}').encode()
-        self.sent.append((key, amount, body))
-        return self._payment(key, amount, body, "/api/payments")
+        def check(resp: Response, ctx: dict) -> str:
+            data = _json(resp)
+            if data is None:
+                return f"{resp.status} body is not JSON"
+            if spec.write is not None:  # first: a write with a bad body may still have been made
+                ident = _first(spec.write.id_jq, data, resp.body)
+                if ident in (None, "", False):
+                    return f"{resp.status} body has no id at {spec.write.id_jq}"
+                ctx["payment_id"] = str(ident)
+            for expr in spec.jq:
+                if not _holds(expr, resp.body):
+                    return f"jq `{expr}` does not hold on the answer"[:200]
+            for vname, expr in spec.echo.items():
+                seen = _first(expr, data, resp.body)
+                if not same_value(seen, values[vname]):
+                    return f"{resp.status} body {expr} is {_text(seen)}, sent {vname} {values[vname]}"[:200]
+            if spec.money == "balance":
+                value = _first(profile.money.balance_jq, data, resp.body)
+                try:
+                    if isinstance(value, bool) or value is None:
+                        raise InvalidOperation
+                    ctx["balance"] = str(Decimal(str(value)))
+                except InvalidOperation:
+                    return f"balance {value!r} at {profile.money.balance_jq} is not a decimal"
+            for sname, expr in spec.save.items():
+                value = _first(expr, data, resp.body)
+                if value not in (None, ""):
+                    saved.setdefault(sname, deque(maxlen=POLL_MEMORY)).append(str(value))
+            return ""
 
-    def _req_replay_payment(self) -> Req:
-        """An earlier payment again, same body, same Idempotency-Key: the answer must be the
-        first one's (the data check holds every answer for a key to one payment id)."""
-        if not self.sent:
-            return self._req_create_payment()
-        key, amount, body = self.rng.choice(self.sent)
-        return self._payment(key, amount, body, "/api/payments (replay)")
-
-    def _payment(self, key: str, amount: str, body: bytes, route: str) -> Req:
-        return Req("payment", "POST", "/api/payments", route, 201, body,
-                   {"Idempotency-Key": key, "Content-Type": "application/json"},
-                   {"amount": amount, "idempotency_key": key}, self._check_created)
-
-    def _req_payment_status(self) -> Req:
-        if not self.created:
-            return self._req_create_payment()
-        payment_id = self.rng.choice(self.created)
-        return Req("status", "GET", f"/api/payments/{payment_id}", "/api/payments/{id}", 200,
-                   context={"payment_id": payment_id}, check=_check_payment_id)
-
-    def _req_credit(self) -> Req:
-        return self._transaction("credit", self.rng.randint(1, 99_999))
-
-    def _req_debit(self) -> Req:
-        return self._transaction("debit", self.rng.randint(1, 49_999))
-
-    def _transaction(self, kind: str, minor: int) -> Req:
-        account = self.rng.choice(self.s.accounts)
-        amount = money(minor)
-        key = str(uuid.uuid4())
-        body = f'{{"account_id": "{account}", "amount": {amount}, "type": "{kind}"}}'.encode()
-        return Req(kind, "POST", "/api/transactions", "/api/transactions", 201, body,
-                   {"Idempotency-Key": key, "Content-Type": "application/json"},
-                   {"amount": amount, "idempotency_key": key, "account": account}, _check_transaction)
-
-    def _check_created(self, resp: Response, ctx: dict) -> str:
-        data, problem = _object_with_id(resp, "payment")
-        if data is None:
-            return problem
-        ctx["payment_id"] = str(data["id"])
-        if data.get("status") != "pending":
-            return f"201 body status is {data.get('status')!r}, expected 'pending'"
-        if not _same(data.get("amount"), ctx["amount"]):
-            return f"201 body amount {data.get('amount')!r} != sent {ctx['amount']}"
-        self.created.append(ctx["payment_id"])
-        return ""
+        return check
 
 
 def _json(resp: Response):
@@ -364,52 +397,35 @@ def _json(resp: Response):
         return None
 
 
-def _object_with_id(resp: Response, noun: str) -> tuple[dict | None, str]:
-    """The 201 body as a JSON object with an id, or the problem with it."""
-    data = _json(resp)
-    if data is None:
-        return None, "201 body is not JSON"
-    if not isinstance(data, dict) or not data.get("id"):
-        return None, f"201 body has no {noun} id"
-    return data, ""
+_SIMPLE_PATH = re.compile(r"^(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 
-def _same(stored: object, sent: str) -> bool:
+def _first(expr: str, data, raw: bytes):
+    """The first output of a jq expression: plain paths (``.a.b``) read from ``data`` (numbers
+    exact, as Decimal), anything else by jq on the answer's text."""
+    if _SIMPLE_PATH.match(expr):
+        for part in expr[1:].split("."):
+            if not isinstance(data, dict):
+                return None
+            data = data.get(part)
+        return data
     try:
-        return Decimal(str(stored)) == Decimal(sent)
-    except InvalidOperation:
+        out = _compiled(expr).input_text(raw.decode("utf-8", "replace")).all()
+    except ValueError:
+        return None
+    return out[0] if out else None
+
+
+def _text(value) -> str:
+    return json.dumps(value, default=str) if not isinstance(value, Decimal) else str(value)
+
+
+def _holds(expr: str, raw: bytes) -> bool:
+    try:
+        out = _compiled(expr).input_text(raw.decode("utf-8", "replace")).all()
+    except ValueError:
         return False
-
-
-def _check_balance(resp: Response, ctx: dict) -> str:
-    data = _json(resp)
-    if data is None:
-        return "body is not JSON"
-    if not isinstance(data, dict) or "balance" not in data:
-        return "balance body has no balance"
-    try:
-        ctx["balance"] = str(Decimal(str(data["balance"])))
-    except InvalidOperation:
-        return f"balance {data['balance']!r} is not a decimal"
-    return ""
-
-
-def _check_transaction(resp: Response, ctx: dict) -> str:
-    data, problem = _object_with_id(resp, "transaction")
-    if data is None:
-        return problem
-    if not _same(data.get("amount"), ctx["amount"]):
-        return f"201 body amount {data.get('amount')!r} != sent {ctx['amount']}"
-    return ""
-
-
-def _check_payment_id(resp: Response, ctx: dict) -> str:
-    data = _json(resp)
-    if data is None:
-        return "body is not JSON"
-    if not isinstance(data, dict) or str(data.get("id")) != ctx["payment_id"]:
-        return f"payment body is not payment {ctx['payment_id']}"
-    return ""
+    return bool(out) and jq_true(out[0])
 
 
 class OpenModelUser(User):

@@ -52,10 +52,15 @@ def run(directory: Path, linger: float, host: str, locust_args: list[str]) -> in
 
 
 def _wait_healthy(host: str, timeout: float) -> str:
+    from zerodrop.load.arrivals import ENV_PROFILE
+    from zerodrop.profiles import profile as profiles
+
+    text = os.environ.get(ENV_PROFILE, "")
+    path = (profiles.from_text(text) if text else profiles.load()).health
     deadline, last = time.monotonic() + timeout, "no answer"
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(host.rstrip("/") + "/health", timeout=3) as resp:
+            with urllib.request.urlopen(host.rstrip("/") + path, timeout=3) as resp:
                 if 200 <= resp.status < 300:
                     return ""
                 last = f"HTTP {resp.status}"
@@ -64,7 +69,7 @@ def _wait_healthy(host: str, timeout: float) -> str:
         except (OSError, ValueError) as exc:
             last = type(exc).__name__
         time.sleep(0.5)
-    return f"load target {host} does not answer GET /health from inside the cluster ({last})"
+    return f"load target {host} does not answer GET {path} from inside the cluster ({last})"
 
 
 def progress(directory: Path) -> list[ProcessProgress]:

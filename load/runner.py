@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
-from zerodrop.load.arrivals import ARRIVALS, KINDS, LATE_S, MONEY_ACCOUNTS, SCHEDULED_POPULATIONS
+from zerodrop.load.arrivals import ARRIVALS, ENV_PROFILE, LATE_S, MONEY_ACCOUNTS, SCHEDULED_POPULATIONS
+from zerodrop.profiles import profile as profiles
+from zerodrop.profiles.profile import Profile
 from zerodrop.load.ledger import (ENV_LEDGER_DIR, ENV_LEDGER_OFF, ENV_ROLE, MergeSummary,
                                   merge_ledgers, read_progress)
 from zerodrop.records.progress import Progress
@@ -38,7 +40,6 @@ from zerodrop.records.results import LoadTarget
 
 LOCUSTFILE = Path(__file__).resolve().with_name("locustfile.py")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-TASKS = KINDS
 LOG_TAIL_LINES = 30
 SATURATION_CPU_SHARE = 0.9  # a generator process this busy sets the pace itself
 SATURATION_SHORTFALL = 0.8  # below this share of the target, the result explains why
@@ -81,6 +82,11 @@ class LoadPlan:
     max_inflight: int = 400
     max_attempts: int = 3
     accounts: tuple[str, ...] = MONEY_ACCOUNTS  # the accounts credits, debits and balance reads use
+    profile: Profile | None = None  # the service profile (its requests are the mix); None: the default
+
+    @property
+    def service(self) -> Profile:
+        return self.profile if self.profile is not None else profiles.load()
 
     def validate(self) -> None:
         """Raise ``LoadError`` with one line naming the bad setting and the fix."""
@@ -107,9 +113,11 @@ class LoadPlan:
             raise LoadError(f"load host {hostname!r} is not loopback: this project only loads 127.0.0.1/localhost "
                             "(add it to LoadPlan.allow_hosts for a pod IP you own)")
         if self.mix is not None:
-            unknown = sorted(set(self.mix) - set(TASKS))
+            known = [r.name for r in self.service.requests]
+            unknown = sorted(set(self.mix) - set(known))
             if unknown:
-                raise LoadError(f"load mix has unknown tasks {unknown}; known: {list(TASKS)}")
+                raise LoadError(f"load mix has unknown requests {unknown}; the profile "
+                                f"{self.service.name} knows {known}")
             if any(not isinstance(v, int) or v < 0 for v in self.mix.values()) or sum(self.mix.values()) <= 0:
                 raise LoadError(f"load mix weights must be integers >= 0 with at least one > 0, got {self.mix}")
         if self.arrivals not in ARRIVALS:
@@ -257,7 +265,7 @@ class LoadRun(GeneratorRun):
             raise LoadError("this LoadRun is already started; use a new LoadRun for another run")
         self.plan.validate()
         if preflight:
-            preflight_check(self.plan.host, self.plan.token)
+            preflight_check(self.plan.host, self.plan.token, path=self.plan.service.health)
 
         def launch(directory: Path) -> None:
             self.ledger_dir = directory
@@ -478,6 +486,8 @@ def locust_env(plan: LoadPlan, ledger_dir: str, role: str, index: int = 0) -> di
     }
     if plan.mix is not None:
         env["ZERODROP_MIX"] = json.dumps(plan.mix)
+    if plan.profile is not None:
+        env[ENV_PROFILE] = plan.profile.text
     if plan.populations is not None:
         env["ZERODROP_POPULATIONS"] = json.dumps(plan.populations)
     if not plan.ledger:
@@ -529,11 +539,11 @@ def _prepare_dir(directory: Path | None) -> Path:
     return directory
 
 
-def preflight_check(host: str, token: str, timeout: float = 3.0) -> None:
-    """The target must answer GET /health with 2xx before any load starts."""
+def preflight_check(host: str, token: str, timeout: float = 3.0, path: str = "/health") -> None:
+    """The target must answer GET on its health path with 2xx before any load starts."""
     import requests
 
-    url = host.rstrip("/") + "/health"
+    url = host.rstrip("/") + path
     try:
         resp = requests.get(url, timeout=timeout, headers={"Authorization": f"Bearer {token}"})
     except requests.RequestException as exc:
@@ -542,10 +552,10 @@ def preflight_check(host: str, token: str, timeout: float = 3.0) -> None:
             reason = "connection refused or unreachable"
         elif isinstance(exc, requests.Timeout):
             reason = f"no answer within {timeout:.0f}s"
-        raise LoadError(f"load target {host} does not answer GET /health ({reason}); "
+        raise LoadError(f"load target {host} does not answer GET {path} ({reason}); "
                         "start the service or fix the host before starting load") from None
     if not 200 <= resp.status_code < 300:
-        raise LoadError(f"load target {host} answered GET /health with HTTP {resp.status_code}; "
+        raise LoadError(f"load target {host} answered GET {path} with HTTP {resp.status_code}; "
                         "it must be healthy before load starts")
 
 

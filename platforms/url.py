@@ -50,7 +50,8 @@ class UrlProvider(Provider):
         if session.resolved is None:
             previews = dict(item.split("=", 1) for item in options.preview_url)
             session.resolved = url_target(options.base_url, options.token, previews,
-                                          timeout=options.request_timeout)
+                                          timeout=options.request_timeout,
+                                          profile=getattr(options, "service_profile", None))
         return session.resolved
 
     def platform(self, session: Any, options: Any, name: str, **stand_up: Any) -> Platform:
@@ -62,9 +63,13 @@ class UrlProvider(Provider):
 
 
 def url_target(base_url: str, token: str, preview_urls: dict[str, str],
-               timeout: float = 5.0) -> Target:
-    """A running deployment; refuses early, in one line, when it cannot be used."""
+               timeout: float = 5.0, profile=None) -> Target:
+    """A running deployment; refuses early, in one line, when it cannot be used. The token is
+    tried on the profile's first authenticated GET (the payment-service's: a balance read)."""
     import requests
+
+    from zerodrop.profiles import profile as profiles
+    profile = profile or profiles.load()
     if not base_url:
         raise TargetError("--target url needs --base-url, e.g. --base-url http://127.0.0.1:8080")
     if not base_url.startswith(("http://", "https://")):
@@ -74,19 +79,36 @@ def url_target(base_url: str, token: str, preview_urls: dict[str, str],
         if color not in COLORS:
             raise TargetError(f"--preview-url colour must be blue or green, got {color!r}")
     try:
-        requests.get(f"{base_url}/health", timeout=timeout)
+        requests.get(f"{base_url}{profile.health}", timeout=timeout)
     except requests.RequestException as exc:
         raise TargetError(f"cannot reach --base-url {base_url} ({_reason(exc)}); is the "
                           f"service running and the address right?") from None
+    probe = _token_probe(profile)
+    if probe is None:
+        return Target("url", base_url, token, {c: u.rstrip("/") for c, u in preview_urls.items()})
     try:
-        resp = requests.get(f"{base_url}/api/accounts/test-account-1/balance",
-                            headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
+        resp = requests.get(f"{base_url}{probe}", headers=profile.auth_headers(token), timeout=timeout)
     except requests.RequestException as exc:
         raise TargetError(f"{base_url} stopped answering ({_reason(exc)})") from None
     if resp.status_code in (401, 403):
         raise TargetError(f"{base_url} rejected the token (HTTP {resp.status_code}); pass the "
                           f"right one with --token or ZERODROP_TOKEN")
     return Target("url", base_url, token, {c: u.rstrip("/") for c, u in preview_urls.items()})
+
+
+def _token_probe(profile) -> str | None:
+    """A path the token is tried on: the profile's first authenticated GET that needs no saved
+    value (None: the service takes no token, or the profile has no such request)."""
+    import random
+
+    from zerodrop.profiles.profile import render_request
+    if profile.auth != "bearer":
+        return None
+    for spec in profile.requests:
+        if spec.method == "GET" and spec.auth and not spec.replay and \
+                not any(g.kind == "saved" for g in spec.values.values()):
+            return render_request(profile, spec, random.Random(0)).path
+    return None
 
 
 def _reason(exc: Exception) -> str:

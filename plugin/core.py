@@ -22,6 +22,8 @@ from zerodrop.fixtures.targets import resolve_target
 from zerodrop.platforms import registry
 from zerodrop.platforms.base import COLORS, PlatformError, Target
 from zerodrop.platforms.provider import TargetError
+from zerodrop.profiles import profile as profiles
+from zerodrop.profiles.profile import Profile, ProfileError
 
 import zerodrop.suites as _suites
 
@@ -33,11 +35,14 @@ MARKERS = (
     "post_deploy: the seed's post-deployment-tests.py checks",
     "custom: checks a team lists in a --checks file",
     "zero_downtime: a switch or rollback under load, judged request by request",
+    "profile_needs(what): runs only when the service profile describes what it checks",
 )
 DEFAULT_CHECKS = SUITES / "custom" / "payment-service.checks.toml"
 TARGET_UNUSABLE = 3  # exit status: the target cannot be used (usage errors are pytest's 4)
 
 checks_key = pytest.StashKey[list[Check]]()
+profile_key = pytest.StashKey[Profile]()
+not_applicable_key = pytest.StashKey[dict[str, int]]()  # why -> how many suite tests deselected
 target_key = pytest.StashKey[Target]()      # as resolved before the tests, for the evidence
 failure_key = pytest.StashKey[str]()        # why the target cannot be used: the run stops
 
@@ -59,9 +64,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--ready-timeout", type=float, default=60.0,
                 help="local/kind/kubeconfig: seconds a platform may take to become ready "
                      "(default 60)")
+    g.addoption("--profile", type=Path, default=None, dest="zd_profile",
+                help="the service profile (TOML): probes, version header, the load's requests, "
+                     "how writes are read back, money invariants, the local app command "
+                     "(default: the reference payment-service's, profiles/payment-service.toml)")
     g.addoption("--checks", type=Path, default=None,
                 help="extra checks file (TOML/JSON) for suites/custom; default: "
-                     "the payment-service checks shipped in suites/custom")
+                     "the payment-service checks shipped in suites/custom (with the default "
+                     "profile only)")
     g.addoption("--min-success-rate", type=float, default=95.0,
                 help="brief load and concurrency checks: minimum %% of 2xx answers (default 95, "
                      "the seed's)")
@@ -118,13 +128,17 @@ def parallel(config: pytest.Config) -> bool:
     return is_worker(config) or (getattr(o, "dist", "no") != "no" and bool(getattr(o, "tx", None)))
 
 
-def check_faults(text: str) -> None:
+def check_faults(text: str, profile: Profile | None = None) -> None:
     """--local-faults: JSON, per colour, knobs the reference service knows, before anything
     starts (a misspelt knob would otherwise crash every replica until the ready timeout)."""
     try:
         faults = json.loads(text)
     except ValueError as exc:
         raise pytest.UsageError(f"--local-faults is not valid JSON: {exc}") from None
+    if faults and profile is not None and profile.source != str(profiles.DEFAULT_PATH):
+        raise pytest.UsageError(f"--local-faults sets knobs of the reference payment-service; the "
+                                f"profile {profile.name} describes another service: break it "
+                                "through its own --app-cmd instead")
     if not isinstance(faults, dict) or not set(faults) <= set(COLORS) or not all(
             isinstance(v, dict) for v in faults.values()):
         raise pytest.UsageError('--local-faults takes {"blue"|"green": {knob: value}}, '
@@ -148,13 +162,21 @@ def pytest_configure(config: pytest.Config) -> None:
                      concurrent_requests=1, concurrent_workers=1)
     if not 0 <= opts.min_success_rate <= 100:
         raise pytest.UsageError(f"--min-success-rate must be 0..100, got {opts.min_success_rate}")
-    check_faults(opts.local_faults)
+    try:
+        profile = profiles.load(opts.zd_profile)
+    except ProfileError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[profile_key] = profile
+    opts.service_profile = profile  # the providers read the profile from the options
+    check_faults(opts.local_faults, profile)
     try:
         provider_of(config).check_options(opts, parallel=parallel(config))
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+    default_profile = profile.source == str(profiles.DEFAULT_PATH)
     try:
-        config.stash[checks_key] = load_checks(opts.checks or DEFAULT_CHECKS)
+        config.stash[checks_key] = load_checks(opts.checks) if opts.checks else \
+            load_checks(DEFAULT_CHECKS) if default_profile else []
     except CheckFileError as exc:
         raise pytest.UsageError(str(exc)) from None
     start_run(config)
@@ -246,3 +268,41 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "check" in metafunc.fixturenames:
         checks = metafunc.config.stash[checks_key]
         metafunc.parametrize("check", checks, ids=[c.name for c in checks])
+    if "invalid" in metafunc.fixturenames:
+        invalid = metafunc.config.stash[profile_key].invalid
+        metafunc.parametrize("invalid", invalid, ids=[i.name for i in invalid])
+
+
+@pytest.fixture(scope="session")
+def zd_profile(pytestconfig: pytest.Config) -> Profile:
+    """The service profile (--profile; the payment-service's by default)."""
+    return pytestconfig.stash[profile_key]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A suite test the profile gives nothing to look at is deselected, never skipped or
+    passed; the closing summary says which and why (``profile_needs`` marks)."""
+    from zerodrop.checks.service import applicable
+    missing = applicable(config.stash[profile_key])
+    counts: dict[str, int] = {}
+
+    def reason_of(item: pytest.Item) -> str | None:
+        mark = item.get_closest_marker("profile_needs")
+        reason = missing.get(mark.args[0]) if mark is not None else None
+        if reason is None and item.get_closest_marker("custom") is not None and not config.stash[checks_key]:
+            reason = "no --checks file was given for this profile"
+        return reason
+
+    reasons = {item.nodeid: reason_of(item) for item in items}
+    for reason in reasons.values():
+        if reason is not None:
+            counts[reason] = counts.get(reason, 0) + 1
+    deselect(config, items, lambda i: reasons.get(i.nodeid) is not None)
+    config.stash[not_applicable_key] = counts
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    profile = config.stash.get(profile_key, None)
+    for reason, n in config.stash.get(not_applicable_key, {}).items():
+        terminalreporter.write_line(f"zerodrop: {n} suite test(s) not run for the profile "
+                                    f"{profile.name if profile else '?'}: {reason}", yellow=True)

@@ -71,6 +71,10 @@ class DataCheck:
     # keys whose acknowledged answers named more than one payment (a replay got another one)
     keys_answered_twice: list[str] = field(default_factory=list)
     error: str = ""  # set when the check itself could not run (-> INCONCLUSIVE); no prefix
+    # the words the verdict uses, from the service profile's [readback]
+    noun: str = "payment"
+    value: str = "amount"
+    key_name: str = "Idempotency-Key"
 
 
 @dataclass(frozen=True)

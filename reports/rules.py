@@ -293,7 +293,7 @@ def new_never_answered(f: VerdictFacts) -> list[Reason]:
 def data_loss(f: VerdictFacts) -> list[Reason]:
     """Acknowledged payments missing, or come back with another amount."""
     d, cap = f.data, f.policy.max_examples
-    of_acked = f"of {_n(d.acknowledged, 'acknowledged payment')}"
+    of_acked = f"of {_n(d.acknowledged, 'acknowledged ' + d.noun)}"
     out = []
     if d.missing:
         out.append(f"data loss: {len(d.missing):,} {of_acked} "
@@ -301,7 +301,7 @@ def data_loss(f: VerdictFacts) -> list[Reason]:
                    f"{_examples(d.missing, cap)}")
     if d.mismatched:
         out.append(f"data loss: {len(d.mismatched):,} {of_acked} came back with another "
-                   f"amount: {_examples(d.mismatched, cap)}")
+                   f"{d.value}: {_examples(d.mismatched, cap)}")
     return [Reason(KIND_FAIL, text) for text in out]
 
 
@@ -317,15 +317,16 @@ def key_loss(f: VerdictFacts) -> list[Reason]:
         return [f"data loss: {_n(len(found), 'idempotency key')} {verb}{what}: "
                 f"{_examples(found, cap)}"]
 
-    out = keys(d.duplicated_keys, "", "", "produced more than one payment")
-    out += keys(d.keys_answered_twice, "was ", "were ", "answered with more than one payment "
-                "id (a replay with the same key got another payment)")
-    out += keys(d.key_leads_elsewhere, "leads ", "lead ", "to another payment than the one "
+    noun = d.noun
+    out = keys(d.duplicated_keys, "", "", f"produced more than one {noun}")
+    out += keys(d.keys_answered_twice, "was ", "were ", f"answered with more than one {noun} "
+                f"id (a replay with the same key got another {noun})")
+    out += keys(d.key_leads_elsewhere, "leads ", "lead ", f"to another {noun} than the one "
                 "acknowledged for it")
     if d.not_found_by_key:
         out.append(f"data loss: {len(d.not_found_by_key):,} of "
-                   f"{_n(d.acknowledged, 'acknowledged payment')} cannot be found by the "
-                   f"Idempotency-Key they were created with (the lookup by key returned "
+                   f"{_n(d.acknowledged, 'acknowledged ' + noun)} cannot be found by the "
+                   f"{d.key_name} they were created with (the lookup by key returned "
                    f"nothing): {_examples(d.not_found_by_key, cap)}")
     return [Reason(KIND_FAIL, text) for text in out]
 
@@ -710,9 +711,10 @@ def pass_reasons(f: VerdictFacts) -> list[str]:
     n = len(f.switches)
     out = [_cutover_seen(sw, i, n) for i, sw in enumerate(f.switches)
            if sw.cutover.t_switch is not None]
-    out.append(f"no data lost: all {_n(f.data.acknowledged, 'acknowledged payment')} found "
-               f"with their amounts and by their Idempotency-Keys, no idempotency key paid "
-               f"twice")
+    d = f.data
+    out.append(f"no data lost: all {_n(d.acknowledged, 'acknowledged ' + d.noun)} found "
+               f"with their {d.value}s and by their {d.key_name}s, no idempotency key "
+               f"{'paid' if d.noun == 'payment' else 'written'} twice")
     out += money_seen(f)
     if f.tally.populations and set(f.tally.populations) != {"-"}:
         out.append(_population_line(f))

@@ -30,6 +30,9 @@ from zerodrop.platforms.base import COLORS, Platform
 from zerodrop.records.events import EventName
 from zerodrop.scenarios.steps import Context, Scenario, Step, StepFailed
 from zerodrop.checks import seed as checks
+from zerodrop.checks import service as service_checks
+from zerodrop.profiles import profile as profiles
+from zerodrop.profiles.profile import Profile
 
 BROKEN = ("none", "skip_ready_wait", "no_drain", "kill_old")
 
@@ -47,6 +50,11 @@ class SwitchSettings:
     payment_timeout: float = 30.0
     broken: str = "none"  # a negative control: one of BROKEN
     new_faults: dict | None = None  # fault knobs the new version starts with (chaos, controls)
+    profile: Profile | None = None  # the service profile (checks, health path, version header)
+
+    @property
+    def service(self) -> Profile:
+        return self.profile if self.profile is not None else profiles.load()
 
     def validate(self) -> None:
         if self.broken not in BROKEN:
@@ -120,11 +128,13 @@ def wait_ready(platform: Platform, color: str, timeout: float) -> Step:
     return Step(f"wait for {color} ready", lambda ctx: platform.wait_ready(color, timeout))
 
 
-def smoke_test(platform: Platform, color: str, token: str, verify_timeout: float) -> Step:
+def smoke_test(platform: Platform, color: str, token: str, verify_timeout: float,
+               profile: Profile | None = None) -> Step:
     """The seed's smoke tests against ``color``'s own address, once it is routed there."""
     def run(ctx: Context) -> None:
         platform.wait_routed(color, verify_timeout)  # ready replicas are not yet routed
-        _run_checks(platform.preview_url(color), token, checks.SMOKE, "smoke test")
+        _run_checks(platform.preview_url(color), token,
+                    service_checks.smoke_checks(profile or profiles.load()), "smoke test")
     return Step(f"smoke test {color} preview", run)
 
 
@@ -152,21 +162,40 @@ def set_weights(platform: Platform, weights: dict[str, int]) -> Step:
     return Step(f"set weights ({shown})", lambda ctx: platform.set_weights(dict(weights)))
 
 
-def verify_serves(platform: Platform, color: str, timeout: float, answers: int) -> Step:
+def verify_serves(platform: Platform, color: str, timeout: float, answers: int,
+                  profile: Profile | None = None) -> Step:
     """What clients get, not what the selector says: the Service is routed to ``color``'s
     ready replicas and fresh connections are answered only by the new version."""
     def run(ctx: Context) -> None:
         platform.wait_routed(None, timeout)
         version = ctx.cutover.new_version if ctx.cutover else platform.deployed_version(color)
-        _verify_serves(platform.service_url, version or "", answers, timeout)
+        p = profile or profiles.load()
+        _verify_serves(platform.service_url, version or "", answers, timeout,
+                       path=p.health, header=p.version_header)
     return Step(f"verify {color} serves the Service", run)
 
 
-def post_deploy(platform: Platform, token: str, payment_timeout: float) -> Step:
+def post_deploy(platform: Platform, token: str, payment_timeout: float,
+                profile: Profile | None = None) -> Step:
+    """The post-deploy checks the profile gives material for: the write flow, a credit that
+    moves a balance exactly, the first invalid request refused."""
+    p = profile or profiles.load()
+    missing = service_checks.applicable(p)
+
+    def write_flow(api: Api) -> None:
+        service_checks.check_write_flow(api, p, payment_timeout)
+
+    def data_consistency(api: Api) -> None:
+        service_checks.check_data_consistency(api, p)
+
+    def error_handling(api: Api) -> None:
+        service_checks.check_invalid(api, p, p.invalid[0])
+
+    to_run = [c for c, need in ((write_flow, "write_flow"), (data_consistency, "money"),
+                                (error_handling, "invalid")) if need not in missing]
+
     def run(ctx: Context) -> None:
-        _run_checks(platform.service_url, token, (
-            lambda api: checks.check_payment_flow(api, payment_timeout),
-            checks.check_data_consistency, checks.check_error_handling), "post-deploy checks")
+        _run_checks(platform.service_url, token, to_run, "post-deploy checks")
     return Step("post-deploy checks", run)
 
 
@@ -224,13 +253,15 @@ def _cutover(platform: Platform, old: str, new: str, settings: SwitchSettings, n
     if broken != "skip_ready_wait":
         steps.append(wait_ready(platform, new, settings.ready_timeout))
         if settings.smoke:
-            steps.append(smoke_test(platform, new, settings.token, settings.verify_timeout))
+            steps.append(smoke_test(platform, new, settings.token, settings.verify_timeout,
+                                    settings.profile))
     steps += [readiness_lint(platform, new), route(platform, new)]
     if broken != "no_drain":  # the seed's race: scale down while the switch propagates
         steps.append(verify_serves(platform, new, settings.verify_timeout,
-                                   settings.verify_answers))
+                                   settings.verify_answers, settings.profile))
         if settings.post_deploy:
-            steps.append(post_deploy(platform, settings.token, settings.payment_timeout))
+            steps.append(post_deploy(platform, settings.token, settings.payment_timeout,
+                                     settings.profile))
     if drain_s > 0:
         steps.append(drain(old, drain_s))
     steps.append(kill_all(platform, old) if broken == "kill_old"
@@ -250,9 +281,10 @@ def _run_checks(url: str, token: str, to_run, what: str) -> None:
 
 
 def _verify_serves(url: str, version: str, answers: int, timeout: float,
-                   get: Callable[..., requests.Response] = requests.get) -> None:
+                   get: Callable[..., requests.Response] = requests.get, path: str = "/health",
+                   header: str = "X-App-Version") -> None:
     """Ask the Service itself, on fresh connections, until ``answers`` in a row come from
-    ``version`` (the X-App-Version header): what clients get, not what the selector says."""
+    ``version`` (the profile's version header): what clients get, not what the selector says."""
     deadline = time.monotonic() + timeout
     in_a_row, seen = 0, "nothing"
     while in_a_row < answers:
@@ -260,8 +292,8 @@ def _verify_serves(url: str, version: str, answers: int, timeout: float,
             raise StepFailed(f"the Service still does not answer only from {version} after "
                              f"{timeout:g} s; last answer from {seen}")
         try:
-            resp = get(f"{url}/health", headers={"Connection": "close"}, timeout=2)
-            seen = resp.headers.get("X-App-Version", "") or "an answer without X-App-Version"
+            resp = get(f"{url}{path}", headers={"Connection": "close"}, timeout=2)
+            seen = resp.headers.get(header, "") or f"an answer without {header}"
         except requests.RequestException as exc:
             seen = f"no answer ({type(exc).__name__})"
         in_a_row = in_a_row + 1 if seen == version else 0

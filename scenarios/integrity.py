@@ -10,14 +10,17 @@ collects the acknowledged payments record by record (fed by whoever streams the 
 """
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from urllib.parse import quote
 from typing import Iterable
 
 import requests
 
-from zerodrop.checks.api import loads
+from zerodrop.checks.expect import jq_all
+from zerodrop.profiles import profile as profiles
+from zerodrop.profiles.profile import Profile, same_value
 from zerodrop.records.ledger import LedgerRecord, read_records
 from zerodrop.records.results import DataCheck
 
@@ -26,23 +29,27 @@ EVERYTHING = (float("-inf"), float("inf"))
 
 
 class PaymentAcks:
-    """The payment creations of one slice: (payment id -> exact amount) of every one
-    acknowledged, and every Idempotency-Key sent (a failed creation may still have paid)."""
+    """The writes of one slice (the profile's requests with ``write``; payment creations for
+    the payment-service): (id -> the value sent) of every one acknowledged, and every
+    idempotency key sent (a failed write may still have been made)."""
 
-    def __init__(self) -> None:
+    def __init__(self, write_kinds: frozenset[str] | None = None) -> None:
+        self.write_kinds = write_kinds if write_kinds is not None else profiles.load().write_kinds
         self.acked: dict[str, str] = {}
         self.keys: set[str] = set()
         self.acked_for_key: dict[str, str] = {}  # key -> the payment id acknowledged for it
         self.ids_of_key: dict[str, set[str]] = {}  # key -> every id its answers named
 
     def add(self, r: LedgerRecord) -> None:
-        if r.method != "POST" or not r.idempotency_key or r.kind not in ("", "payment"):
-            return  # credits and debits are the money check's (scenarios/money.py)
-        self.keys.add(r.idempotency_key)
+        if r.kind not in self.write_kinds and not (r.kind == "" and r.method == "POST" and r.idempotency_key):
+            return  # not a write (a ledger from before kinds: its keyed POSTs were the writes)
+        if r.idempotency_key:
+            self.keys.add(r.idempotency_key)
         if not r.failed and r.payment_id:
             self.acked[r.payment_id] = r.amount
-            self.acked_for_key.setdefault(r.idempotency_key, r.payment_id)
-            self.ids_of_key.setdefault(r.idempotency_key, set()).add(r.payment_id)
+            if r.idempotency_key:
+                self.acked_for_key.setdefault(r.idempotency_key, r.payment_id)
+                self.ids_of_key.setdefault(r.idempotency_key, set()).add(r.payment_id)
 
 
 def acknowledged_payments(records: Iterable[LedgerRecord],
@@ -59,22 +66,24 @@ def acknowledged_payments(records: Iterable[LedgerRecord],
 
 def check_payments(base_url: str, token: str, ledger: Path,
                    window: tuple[float, float] = EVERYTHING,
-                   workers: int = 8, timeout: float = 10.0) -> DataCheck:
+                   workers: int = 8, timeout: float = 10.0, profile: Profile | None = None) -> DataCheck:
     """The data check of one ledger file (or of the records in ``window``)."""
-    acks = PaymentAcks()
+    profile = profile or profiles.load()
+    acks = PaymentAcks(profile.write_kinds)
     with open(ledger, encoding="utf-8") as f:
         for r in read_records(f):
             if window[0] <= r.t_start < window[1]:
                 acks.add(r)
-    return lookup_payments(base_url, token, acks, workers, timeout)
+    return lookup_payments(base_url, token, acks, workers, timeout, profile)
 
 
 def lookup_payments(base_url: str, token: str, acks: PaymentAcks, workers: int = 8,
-                    timeout: float = 10.0) -> DataCheck:
-    """Look every acknowledged payment up again and count the payments of every key sent.
-    When the lookups themselves fail, ``DataCheck.error`` holds the cause (no prefix: the
-    verdict says "the data check could not run")."""
-    service = _Lookups(base_url, token, workers, timeout)
+                    timeout: float = 10.0, profile: Profile | None = None) -> DataCheck:
+    """Look every acknowledged write up again (the profile's [readback]) and count the writes
+    the service holds for every key sent. When the lookups themselves fail,
+    ``DataCheck.error`` holds the cause (no prefix: the verdict says "the data check could not
+    run")."""
+    service = _Lookups(base_url, token, workers, timeout, profile or profiles.load())
     # acknowledged keys first: when the bound cuts, it cuts keys whose creation failed
     keys = sorted(acks.keys, key=lambda k: (k not in acks.acked_for_key, k))
     checked = keys[:MAX_KEYS_CHECKED]
@@ -83,10 +92,12 @@ def lookup_payments(base_url: str, token: str, acks: PaymentAcks, workers: int =
             found = list(pool.map(service.state_of, sorted(acks.acked.items())))
             by_key = dict(pool.map(service.payments_for, checked))
     except (requests.RequestException, ValueError, AttributeError) as exc:
-        return DataCheck(len(acks.acked), error=f"{type(exc).__name__}: {str(exc)[:200]}")
+        return DataCheck(len(acks.acked), error=f"{type(exc).__name__}: {str(exc)[:200]}",
+                         **_words(profile or profiles.load()))
     finally:
         service.close()
     acked_for = acks.acked_for_key
+    words = _words(profile or profiles.load())
     return DataCheck(
         acknowledged=len(acks.acked),
         missing=[p for p, state in found if state == "missing"],
@@ -97,16 +108,26 @@ def lookup_payments(base_url: str, token: str, acks: PaymentAcks, workers: int =
                              and by_key[k] and acked_for[k] not in by_key[k]],
         keys_unchecked=len(keys) - len(checked),
         keys_answered_twice=sorted(k for k, ids in acks.ids_of_key.items() if len(ids) > 1),
+        **words,
     )
+
+
+def _words(profile: Profile) -> dict[str, str]:
+    rb = profile.readback
+    return {"noun": rb.noun if rb else "write", "value": rb.value if rb else "value",
+            "key_name": profile.idempotency_header}
 
 
 class _Lookups:
     """The two questions the data check asks the Service, on one pooled session (no retries:
-    a failed lookup is reported, not hidden)."""
+    a failed lookup is reported, not hidden), in the words of the profile's [readback]."""
 
-    def __init__(self, base_url: str, token: str, workers: int, timeout: float) -> None:
-        self.base_url, self.timeout = base_url, timeout
-        self.headers = {"Authorization": f"Bearer {token}"}
+    def __init__(self, base_url: str, token: str, workers: int, timeout: float, profile: Profile) -> None:
+        self.base_url, self.timeout = base_url.rstrip("/"), timeout
+        self.headers = profile.auth_headers(token)
+        self.readback = profile.readback
+        # the value each write kind's read-back shows, and where
+        self.value_jq = {r.kind: r.write.readback_jq for r in profile.requests if r.write is not None}
         self.http = requests.Session()
         self.http.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=workers,
                                                                  max_retries=0))
@@ -114,28 +135,29 @@ class _Lookups:
     def state_of(self, item: tuple[str, str]) -> tuple[str, str]:
         """``ok``, ``missing`` or ``mismatched`` for one acknowledged (payment id, amount)."""
         payment_id, amount = item
-        resp = self.http.get(f"{self.base_url}/api/payments/{payment_id}", headers=self.headers,
-                             timeout=self.timeout)
+        path = profiles.render(self.readback.path, {"id": quote(payment_id, safe="")})
+        resp = self.http.get(self.base_url + path, headers=self.headers, timeout=self.timeout)
         if resp.status_code == 404:
             return payment_id, "missing"
         resp.raise_for_status()
-        same = _same_amount(loads(resp.content).get("amount"), amount)
-        return payment_id, "ok" if same else "mismatched"
+        value_jq = next(iter(set(self.value_jq.values()) - {""}), "")
+        if not value_jq or not amount:
+            return payment_id, "ok"  # found; the profile compares no value
+        seen = jq_all(value_jq, loads_plain(resp.content))
+        return payment_id, "ok" if seen and same_value(seen[0], amount) else "mismatched"
 
     def payments_for(self, key: str) -> tuple[str, list[str]]:
-        """The ids of the payments the Service holds for one Idempotency-Key."""
-        resp = self.http.get(f"{self.base_url}/api/payments", params={"idempotency_key": key},
-                             headers=self.headers, timeout=self.timeout)
+        """The ids of the writes the Service holds for one idempotency key."""
+        path = profiles.render(self.readback.by_key, {"key": quote(key, safe="")})
+        resp = self.http.get(self.base_url + path, headers=self.headers, timeout=self.timeout)
         resp.raise_for_status()
-        return key, [str(p.get("id")) for p in loads(resp.content).get("payments", [])]
+        return key, [str(i) for i in jq_all(self.readback.by_key_ids, loads_plain(resp.content))]
 
     def close(self) -> None:
         self.http.close()
 
 
-def _same_amount(stored: object, acknowledged: str) -> bool:
-    """Exact decimal comparison: money never goes through a float."""
-    try:
-        return Decimal(str(stored)) == Decimal(acknowledged)
-    except InvalidOperation:
-        return False
+def loads_plain(content: bytes):
+    """JSON for jq: numbers with a fraction as their exact text (jq itself reads doubles, and
+    money must never go through a float): 12.10 stays "12.10", compared as a decimal."""
+    return json.loads(content, parse_float=str)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import decimal
+import json
 from decimal import Decimal
 from itertools import accumulate
 from typing import Iterable
@@ -23,7 +24,9 @@ from urllib.parse import quote
 
 import requests
 
-from zerodrop.checks.api import loads
+from zerodrop.checks.expect import jq_all
+from zerodrop.profiles import profile as profiles
+from zerodrop.profiles.profile import Profile
 from zerodrop.records.ledger import LedgerRecord
 from zerodrop.records.results import MoneyCheck, MoneyMismatch, StaleRead
 
@@ -42,22 +45,26 @@ class BalanceReadError(RuntimeError):
 
 
 def read_balances(base_url: str, token: str, accounts: Iterable[str],
-                  timeout: float = 10.0) -> dict[str, str]:
-    """account -> its balance as the exact decimal string the Service answered (no retries:
-    a balance that cannot be read is reported, not guessed)."""
+                  timeout: float = 10.0, profile: Profile | None = None) -> dict[str, str]:
+    """account -> its balance as the exact decimal string the Service answered, read as the
+    profile's [money] says (no retries: a balance that cannot be read is reported, not guessed)."""
+    profile = profile or profiles.load()
+    if profile.money is None:
+        raise BalanceReadError(f"the profile {profile.name} has no [money] section: no balance to read")
     out: dict[str, str] = {}
     with requests.Session() as http:
         http.mount("http://", requests.adapters.HTTPAdapter(max_retries=0))
         for account in accounts:
-            path = f"/api/accounts/{quote(account, safe='')}/balance"
+            path = profiles.render(profile.money.balance_path, {"account": quote(account, safe="")})
             resp = http.get(base_url.rstrip("/") + path, timeout=timeout,
-                            headers={"Authorization": f"Bearer {token}"})
+                            headers=profile.auth_headers(token))
             if resp.status_code != 200:
                 raise BalanceReadError(f"GET {path} answered {resp.status_code}: "
                                        f"{resp.text[:200]}")
             try:
-                value = loads(resp.content)["balance"]
-                if isinstance(value, bool) or not isinstance(value, (Decimal, str)):
+                found = jq_all(profile.money.balance_jq, json.loads(resp.content, parse_float=str))
+                value = found[0] if found else None
+                if isinstance(value, bool) or not isinstance(value, (str, int)):
                     raise TypeError(f"balance is {type(value).__name__}")
                 number = Decimal(value)
                 if not number.is_finite():
@@ -126,11 +133,11 @@ class MoneyLedger:
 
 
 def check_money_after(base_url: str, token: str, start: dict[str, str], ledger: MoneyLedger,
-                      timeout: float = 10.0) -> MoneyCheck:
+                      timeout: float = 10.0, profile: Profile | None = None) -> MoneyCheck:
     """Read the final balances of the accounts ``start`` holds and judge them; a Service that
     cannot answer makes ``MoneyCheck.error`` (the cause only, no prefix)."""
     try:
-        final = read_balances(base_url, token, sorted(start), timeout)
+        final = read_balances(base_url, token, sorted(start), timeout, profile)
     except (BalanceReadError, requests.RequestException) as exc:
         return MoneyCheck(accounts=tuple(sorted(set(start) | ledger.accounts)), judged=True,
                           error=f"{type(exc).__name__}: {str(exc)[:200]}")

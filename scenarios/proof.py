@@ -18,6 +18,8 @@ from zerodrop.load.arrivals import MONEY_ACCOUNTS
 from zerodrop.load.progress import TerminalProgress
 from zerodrop.load.runner import LoadPlan, LoadResult, LoadRun
 from zerodrop.platforms.base import Platform
+from zerodrop.profiles import profile as profiles
+from zerodrop.profiles.profile import Profile
 from zerodrop.records.events import Event, EventName, Source
 from zerodrop.records.ledger import LedgerRecord, read_records
 from zerodrop.records.results import DataCheck, MoneyCheck
@@ -42,7 +44,8 @@ class ProofSettings:
     idle_clients: int = 8          # kept-alive clients idle longer than the drain between requests
     idle_period_s: float | None = None  # None: 1.5 x the platform's drain window + 0.5 s (max 4.5)
     max_inflight: int = 400        # the generator's concurrency cap per process
-    money_accounts: tuple[str, ...] = MONEY_ACCOUNTS  # () : no credits/debits judged
+    money_accounts: tuple[str, ...] | None = None  # None: the profile's [money]; (): none judged
+    profile: Profile | None = None  # the service profile; None: the payment-service default
     request_timeout: float = 5.0
     baseline_s: float = 2.0        # load before the first step: the "before" phase
     tail_s: float = 2.0            # load after the last step: the "after" phase
@@ -54,6 +57,18 @@ class ProofSettings:
     def validate(self) -> None:
         if self.baseline_s < 0 or self.tail_s < 0:
             raise ValueError("baseline_s and tail_s must be >= 0")
+
+    @property
+    def service(self) -> Profile:
+        return self.profile if self.profile is not None else profiles.load()
+
+    @property
+    def accounts(self) -> tuple[str, ...]:
+        """The accounts whose money is judged: () when the profile has no [money] or the
+        settings turned it off."""
+        if self.money_accounts is not None:
+            return self.money_accounts if self.service.money is not None else ()
+        return self.service.money_accounts
 
     def idle_period_for(self, platform: Platform) -> float:
         """The idle clients' period: longer than the platform's drain window (so they never
@@ -119,7 +134,7 @@ def prove_sequence(platform: Platform, builders: Sequence[Builder], settings: Pr
     ran, load = _run_under_load(platform, builders, settings, plan, progress, progress_stream)
     names = list(names or [s.name for s, *_ in ran])
     slices = [Slice(names[i] if i < len(names) else f"{scenario.name}-{i + 1}", result, t_from,
-                    Judge(ctx.facts(), settings.policy))
+                    Judge(ctx.facts(), settings.policy), PaymentAcks(settings.service.write_kinds))
               for i, (scenario, ctx, result, t_from) in enumerate(ran)]
     ledger = MoneyLedger()
     read_slices(load.ledger_path, slices, ledger)
@@ -134,9 +149,12 @@ def prove_sequence(platform: Platform, builders: Sequence[Builder], settings: Pr
 def load_plan(platform: Platform, settings: ProofSettings, ledger_dir: Path) -> LoadPlan:
     """The load of a proof: the settings' schedule and populations, the idle clients' period
     set from the platform's drain window, the money accounts."""
-    mix = None if settings.money_accounts else {"health": 5, "balance": 0, "create_payment": 40,
-                                                  "payment_status": 45, "replay_payment": 10,
-                                                  "credit": 0, "debit": 0}
+    service = settings.service
+    mix = None
+    if not settings.accounts and service.money is not None:  # money off: its requests are not sent
+        mix = {r.name: 0 if r.money else r.weight for r in service.requests}
+        if not any(mix.values()):
+            mix = None
     return LoadPlan(host=platform.service_url, token=settings.token, users=settings.users,
                     rate=settings.rate, max_duration=settings.max_duration,
                     workers=settings.workers, request_timeout=settings.request_timeout,
@@ -144,27 +162,30 @@ def load_plan(platform: Platform, settings: ProofSettings, ledger_dir: Path) -> 
                     populations=settings.populations, idle_clients=settings.idle_clients,
                     idle_period_s=settings.idle_period_for(platform),
                     max_inflight=settings.max_inflight,
-                    accounts=settings.money_accounts or MONEY_ACCOUNTS, mix=mix)
+                    accounts=settings.accounts or service.money_accounts or MONEY_ACCOUNTS, mix=mix,
+                    profile=settings.profile)
 
 
 def _start_balances(platform: Platform, settings: ProofSettings) -> dict[str, str] | str:
     """The money accounts' balances before any load: the start of "money adds up" (or why
     they could not be read: the money check then says so, INCONCLUSIVE)."""
-    if not settings.money_accounts:
+    if not settings.accounts:
         return {}
     try:
-        return read_balances(platform.service_url, settings.token, settings.money_accounts)
+        return read_balances(platform.service_url, settings.token, settings.accounts,
+                             profile=settings.service)
     except (BalanceReadError, OSError, ValueError) as exc:
         return f"the start balances could not be read: {exc}"[:300]
 
 
 def _money(platform: Platform, settings: ProofSettings, start: dict[str, str] | str,
            ledger: MoneyLedger) -> MoneyCheck | None:
-    if not settings.money_accounts:
+    if not settings.accounts:
         return None
     if isinstance(start, str):
-        return MoneyCheck(accounts=tuple(settings.money_accounts), judged=True, error=start)
-    return check_money_after(platform.service_url, settings.token, start, ledger)
+        return MoneyCheck(accounts=tuple(settings.accounts), judged=True, error=start)
+    return check_money_after(platform.service_url, settings.token, start, ledger,
+                             profile=settings.service)
 
 
 def _run_under_load(platform: Platform, builders: Sequence[Builder], settings: ProofSettings,
@@ -233,7 +254,8 @@ class Slice:
     def prove(self, platform: Platform, settings: ProofSettings, load: LoadResult,
               timeline: list[Event], out_dir: Path, money: MoneyCheck | None = None) -> Proof:
         """The data check of this slice's payments, the verdict, the evidence."""
-        data = lookup_payments(platform.service_url, settings.token, self.acks)
+        data = lookup_payments(platform.service_url, settings.token, self.acks,
+                               profile=settings.service)
         verdict = self.judge.finish(timeline, data, load.load_target(), scenario=self.name,
                                     money=money)
         evidence = write_evidence(verdict, timeline, out_dir, self.name, load.ledger_path)

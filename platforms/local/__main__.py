@@ -44,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
                         "{python}; default: the reference payment-service)")
     p.add_argument("--migrate-cmd", default=DEFAULT_MIGRATE_CMD,
                    help="run once before any replica starts (default: the payment-service's migrations)")
+    p.add_argument("--readiness-path", default=LocalConfig.readiness_path,
+                   help="the readiness probe's path (default /health/ready)")
+    p.add_argument("--service-name", default=LocalConfig.service_name,
+                   help="replicas are named <service>-<colour>-<n> (default payment-service)")
     p.add_argument("--state-file", type=Path, help="serve: where to write the addresses")
     p.add_argument("--owner-pid", type=int, help="serve: stop when this process is gone")
     return p
@@ -80,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                          token=args.token, propagation_delay=args.propagation_delay,
                          drain_seconds=args.drain_seconds, ready_timeout=args.ready_timeout,
                          database_url=args.database_url, app_cmd=args.app_cmd,
-                         migrate_cmd=args.migrate_cmd)
+                         migrate_cmd=args.migrate_cmd, readiness_path=args.readiness_path,
+                         service_name=args.service_name)
     try:
         platform = stand_up(config, active=args.active, faults=faults)
     except PlatformError as exc:

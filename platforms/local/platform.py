@@ -58,6 +58,8 @@ class LocalConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
     app_cmd: str = DEFAULT_APP_CMD          # starts one replica (see platforms/local/command.py)
     migrate_cmd: str = DEFAULT_MIGRATE_CMD  # runs once, before any replica starts
+    readiness_path: str = "/health/ready"   # the readinessProbe's path (the service profile's)
+    service_name: str = SERVICE_NAME        # replicas are <service>-<colour>-<n>
 
     def validate(self) -> None:
         command.check(self.app_cmd, "--app-cmd")
@@ -97,7 +99,7 @@ class LocalPlatform(Platform):
     # ---- lifecycle -------------------------------------------------------------------------
     def _replica_env(self) -> dict[str, str]:
         c = self.config
-        return {"DATABASE_URL": self.database_url, "AUTH_TOKEN": c.token,
+        return {"DATABASE_URL": self.database_url, "AUTH_TOKEN": c.token, "ZD_TOKEN": c.token,
                 "ADMIN_TOKEN": self.admin_token, "DRAIN_SECONDS": str(c.drain_seconds),
                 "PAYMENT_PROCESSING_SECONDS": str(c.processing_seconds), **c.extra_env}
 

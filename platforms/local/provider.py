@@ -32,17 +32,19 @@ class LocalProvider(Provider):
     def add_options(self, group: Any) -> None:
         group.addoption("--service-port", type=int, default=0,
                         help="--target local: Service port on 127.0.0.1 (default: a free port)")
-        group.addoption("--app-cmd", default=DEFAULT_APP_CMD, metavar="CMD",
+        group.addoption("--app-cmd", default=None, metavar="CMD",
                         help="--target local: the command that starts one replica, with "
                              "{port}, {version}, {color}, {replica}, {python}; it also gets PORT, "
                              "APP_VERSION, ZD_COLOR, REPLICA_NAME and DATABASE_URL (default: the "
-                             "reference payment-service)")
-        group.addoption("--migrate-cmd", default=DEFAULT_MIGRATE_CMD, metavar="CMD",
+                             "profile's [local] app_cmd, else the reference payment-service)")
+        group.addoption("--migrate-cmd", default=None, metavar="CMD",
                         help="--target local: run once, with DATABASE_URL, before any replica "
-                             "starts (default: the payment-service's migrations)")
+                             "starts (default: the profile's [local] migrate_cmd, else the "
+                             "payment-service's migrations)")
 
     def check_options(self, options: Any, parallel: bool = False) -> None:
         try:
+            options.app_cmd, options.migrate_cmd = commands_of(options)
             command.check(options.app_cmd, "--app-cmd")
             command.check(options.migrate_cmd, "--migrate-cmd", command.MIGRATE_PLACEHOLDERS)
         except PlatformError as exc:
@@ -70,7 +72,8 @@ class LocalProvider(Provider):
     def target(self, session: LocalSession, options: Any) -> Target:
         return acquire_local(session.shared_dir, session.owner_pid, LocalOptions(
             options.replicas, options.service_port, options.token, options.ready_timeout,
-            options.local_faults, options.app_cmd, options.migrate_cmd))
+            options.local_faults, options.app_cmd, options.migrate_cmd, _readiness(options),
+            _service_name(options)))
 
     def platform(self, session: LocalSession, options: Any, name: str,
                  **stand_up: Any) -> Platform:
@@ -79,11 +82,36 @@ class LocalProvider(Provider):
             release_local(session.shared_dir)
         config = local.LocalConfig(replicas=options.replicas, ready_timeout=options.ready_timeout,
                                    token=options.token, service_port=options.service_port,
-                                   app_cmd=options.app_cmd, migrate_cmd=options.migrate_cmd)
+                                   app_cmd=options.app_cmd, migrate_cmd=options.migrate_cmd,
+                                   readiness_path=_readiness(options),
+                                   service_name=_service_name(options))
         return local.stand_up(config, **stand_up)
 
     def release(self, session: LocalSession, say: Say = print) -> None:
         release_local(session.shared_dir)
+
+
+def commands_of(options: Any) -> tuple[str, str]:
+    """--app-cmd and --migrate-cmd as given, else the profile's [local] commands (with
+    {profile_dir}, the profile file's folder, filled in), else the reference service's."""
+    profile = getattr(options, "service_profile", None)
+    app, migrate = options.app_cmd, options.migrate_cmd
+    if profile is not None and profile.app_cmd and app is None:
+        app = profile.app_cmd.replace("{profile_dir}", profile.profile_dir)
+        if migrate is None:
+            migrate = profile.migrate_cmd.replace("{profile_dir}", profile.profile_dir) or "true"
+    return app or DEFAULT_APP_CMD, migrate or DEFAULT_MIGRATE_CMD
+
+
+def _service_name(options: Any) -> str:
+    profile = getattr(options, "service_profile", None)
+    name = profile.name if profile is not None else "payment-service"
+    return "".join(c if c.isalnum() or c == "-" else "-" for c in name.lower()) or "service"
+
+
+def _readiness(options: Any) -> str:
+    profile = getattr(options, "service_profile", None)
+    return profile.readiness if profile is not None else "/health/ready"
 
 
 PROVIDER = LocalProvider()

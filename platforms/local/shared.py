@@ -31,11 +31,14 @@ class LocalOptions:
     faults: str = "{}"  # JSON: {"blue": {knob: value}, ...}
     app_cmd: str = DEFAULT_APP_CMD
     migrate_cmd: str = DEFAULT_MIGRATE_CMD
+    readiness_path: str = "/health/ready"
+    service_name: str = "payment-service"
 
     def argv(self) -> list[str]:
         return ["--replicas", str(self.replicas), "--service-port", str(self.service_port),
                 "--token", self.token, "--ready-timeout", str(self.ready_timeout),
-                "--faults", self.faults, "--app-cmd", self.app_cmd, "--migrate-cmd", self.migrate_cmd]
+                "--faults", self.faults, "--app-cmd", self.app_cmd, "--migrate-cmd", self.migrate_cmd,
+                "--readiness-path", self.readiness_path, "--service-name", self.service_name]
 
 
 def acquire_local(shared_dir: Path, owner_pid: int, options: LocalOptions) -> Target:

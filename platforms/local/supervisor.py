@@ -228,9 +228,10 @@ class Supervisor:
     def _spawn(self, color: str, t: Template) -> None:
         index = self._next_index[color]
         self._next_index[color] += 1
-        name = f"{SERVICE_NAME}-{color}-{index}"
+        service = getattr(self.config, "service_name", SERVICE_NAME)
+        name = f"{service}-{color}-{index}"
         env = {"APP_VERSION": t.version, "APP_COLOR": color, "REPLICA_NAME": name,
-               "SERVICE_NAME": SERVICE_NAME, "FAULTS": json.dumps(t.faults), **self._env}
+               "SERVICE_NAME": service, "FAULTS": json.dumps(t.faults), **self._env}
         pod = ReplicaProcess(name, color, t.version, self.workdir, env, self.config.app_cmd)
         pod.start()
         self.pods[color].append(pod)
@@ -278,7 +279,8 @@ class Supervisor:
                     if not p.terminating and p.alive() and p.name not in self._restart_at]
         for p in pods:
             p.poll_port()
-        probed = [(p, self._pool.submit(probe, p.port)) for p in pods if p.port]
+        path = getattr(self.config, "readiness_path", READINESS_PATH)
+        probed = [(p, self._pool.submit(probe, p.port, path)) for p in pods if p.port]
         changed = [self._admit(pod, *future.result()) for pod, future in probed]
         if any(changed):
             self._on_change()
@@ -329,9 +331,12 @@ def stop_fast(pod: ReplicaProcess) -> None:
             pod.wait(5)
 
 
-def probe(port: int) -> tuple[bool, str]:
-    """The readinessProbe: GET /health/ready; why not, in a few words."""
-    status, body = http_call("GET", port, "/health/ready", None, {}, timeout=1.0)
+READINESS_PATH = "/health/ready"  # the payment-service's; a profile names any other
+
+
+def probe(port: int, path: str = READINESS_PATH) -> tuple[bool, str]:
+    """The readinessProbe: GET the readiness path (2xx/3xx: ready); why not, in a few words."""
+    status, body = http_call("GET", port, path, None, {}, timeout=1.0)
     if status is None:
         return False, body
     if 200 <= status < 400:

@@ -35,7 +35,7 @@ def load_errors_in_one_line():
 def _settings(pytestconfig) -> SwitchSettings:
     o = pytestconfig.option
     return SwitchSettings(token=o.token, replicas=o.replicas, ready_timeout=o.ready_timeout,
-                          payment_timeout=o.payment_timeout)
+                          payment_timeout=o.payment_timeout, profile=getattr(o, "service_profile", None))
 
 
 @labels("zero-downtime", "switch under load", BLOCKER)

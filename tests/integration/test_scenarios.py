@@ -47,7 +47,7 @@ def test_a_new_version_failing_its_smoke_test_never_gets_traffic(platform):
     result = switch(platform, "v2.0.0-bad", settings).run(Context(platform))
     assert not result.ok
     assert result.failure.startswith("step 'smoke test green preview' failed: smoke test failed: "
-                                     "check_basic_payment"), result.failure
+                                     "basic_write"), result.failure
     assert [s.status for s in result.steps][-1] == "not run"
     assert platform.active_color() == "blue" and served_by(platform.service_url) == "blue"
     assert any(e.name == "roll back to blue" for e in platform.events)

@@ -38,7 +38,7 @@ HOST = "http://127.0.0.1:8080"
     (dict(host="http://10.0.0.7:8080"), "is not loopback"),
     (dict(host="http://example.com"), "is not loopback"),
     (dict(host="http://127.0.0.1:99999"), "is not a URL"),
-    (dict(mix={"health": 1, "shopping": 2}), "unknown tasks ['shopping']"),
+    (dict(mix={"health": 1, "shopping": 2}), "unknown requests ['shopping']; the profile payment-service knows"),
     (dict(mix={"health": 0}), "at least one > 0"),
     (dict(mix={"health": -1, "balance": 2}), "weights must be integers >= 0"),
 ])
