@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
-import jq
 import requests
 
 from zerodrop.checks.api import loads
+from zerodrop.profiles.profile import compile_jq
 
 EXCERPT = 400
 
@@ -22,14 +21,7 @@ class ExpectationFailed(AssertionError):
     pass
 
 
-@lru_cache(maxsize=256)
-def _compiled(expression: str) -> Any:
-    try:
-        return jq.compile(expression)
-    except ValueError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "syntax error"
-        raise ValueError(f"bad jq expression {expression!r}: {first}") from None
-
+_compiled = compile_jq  # one compile cache, one message for a bad expression
 
 def jq_all(expression: str, data: Any) -> list[Any]:
     return _compiled(expression).input_value(data).all()

@@ -54,8 +54,7 @@ from locust.user.task import LOCUST_STATE_STOPPING
 from zerodrop.load import ledger
 from zerodrop.load.arrivals import LATE_S, STALL_S, Chooser, Settings, SettingsError, schedule
 from zerodrop.load.http1 import Connection, Pool, Response
-from zerodrop.checks.expect import _compiled, jq_true
-from zerodrop.profiles.profile import render_request, same_value
+from zerodrop.profiles.profile import compile_jq as _compiled, render_request, same_value
 
 log = logging.getLogger("zerodrop.load")
 
@@ -425,7 +424,7 @@ def _holds(expr: str, raw: bytes) -> bool:
         out = _compiled(expr).input_text(raw.decode("utf-8", "replace")).all()
     except ValueError:
         return False
-    return bool(out) and jq_true(out[0])
+    return bool(out) and out[0] is not None and out[0] is not False  # jq -e
 
 
 class OpenModelUser(User):

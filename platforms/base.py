@@ -143,6 +143,12 @@ class Platform(abc.ABC):
         The proof sets its idle clients' period above it."""
         return None
 
+    def command_env(self) -> dict[str, str] | None:
+        """The environment an outside deploy command needs to act on this platform (on a
+        cluster: KUBECONFIG, NAMESPACE, SERVICE_NAME), or None (the default) when no outside
+        command can switch it. Secrets stay in files; the values are safe to log."""
+        return None
+
     def load_generator(self) -> Any:
         """A factory ``(plan, progress=...) -> run`` with ``zerodrop.load.runner.LoadRun``'s
         contract when this platform runs the load itself (inside a cluster); None (the

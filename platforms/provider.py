@@ -45,6 +45,7 @@ class Provider(abc.ABC):
     name: str = ""
     summary: str = ""          # one line for ``--target``'s help
     can_switch: bool = True    # zero-downtime proofs can run on it (it gives a Platform)
+    outside_commands: bool = False  # a deploy command of the user's own can switch its platform
 
     def add_options(self, group: Any) -> None:
         """Add this target's own options to the "zerodrop" group (``group.addoption``)."""

@@ -36,6 +36,7 @@ MARKERS = (
     "custom: checks a team lists in a --checks file",
     "zero_downtime: a switch or rollback under load, judged request by request",
     "profile_needs(what): runs only when the service profile describes what it checks",
+    "watched_deploy: the proof of a deploy command of the user's own (--deploy-cmd)",
 )
 DEFAULT_CHECKS = SUITES / "custom" / "payment-service.checks.toml"
 TARGET_UNUSABLE = 3  # exit status: the target cannot be used (usage errors are pytest's 4)

@@ -17,6 +17,7 @@ CLUSTER_RATE = 120.0
 DEFAULT_RATES = {"local": 360.0}
 MIN_SCENARIO_S = 10.0  # the quickest local switch: ready, smoke, verify, drain, stop
 deselected_key = pytest.StashKey[int]()
+watch_key = pytest.StashKey[int]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -69,6 +70,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="zero_downtime: a keep-alive race (a reused connection closed as a request was "
                      "sent on it, before any answer) FAILs the proof; by default it is a note, as "
                      "HTTP/1.1 asks clients to retry such requests")
+    g.addoption("--deploy-cmd", default=None, metavar="CMD",
+                help="kind/kubeconfig: judge YOUR deploy command instead of zerodrop's switch "
+                     "(suites/zero_downtime/test_watched_deploy.py; `zerodrop watch -- CMD` "
+                     "sets it): it runs under load with KUBECONFIG, NAMESPACE, SERVICE_NAME, "
+                     "ZD_SERVICE_URL, ZD_PREVIEW_URL_BLUE/GREEN and ZD_TOKEN set, and its switch is "
+                     "judged request by request")
+    g.addoption("--deploy-timeout", type=float, default=600.0,
+                help="seconds the --deploy-cmd may take before it is stopped (default 600)")
     g.addoption("--evidence-dir", type=Path, default=None,
                 help="zero_downtime: where <scenario>.json/.html/.png go (default reports/out)")
 
@@ -76,6 +85,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     opts = config.option
     require_at_least(opts, load_users=1, load_workers=0, idle_clients=0, max_inflight=1)
+    if opts.deploy_cmd is not None:
+        import shlex
+        try:
+            words = shlex.split(opts.deploy_cmd)
+        except ValueError as exc:
+            raise pytest.UsageError(f"--deploy-cmd {opts.deploy_cmd!r}: {exc}") from None
+        if not words:
+            raise pytest.UsageError("--deploy-cmd is empty: give the command that deploys")
+        if not provider_of(config).outside_commands:
+            raise pytest.UsageError(f"--deploy-cmd needs a platform your own command can switch; "
+                                    f"--target {opts.target} gives none: use --target kind or kubeconfig")
+        if not opts.deploy_timeout > 0:
+            raise pytest.UsageError(f"--deploy-timeout must be > 0 seconds, got {opts.deploy_timeout:g}")
     opts.populations_table = parse_populations(opts.populations)
     if opts.idle_period is not None and not opts.idle_period > 0:
         raise pytest.UsageError(f"--idle-period must be > 0 seconds, got {opts.idle_period:g}")
@@ -116,7 +138,13 @@ def parse_populations(text: str) -> dict[str, int]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A zero-downtime proof needs a platform zerodrop can switch; some targets give none."""
+    """A zero-downtime proof needs a platform zerodrop can switch; some targets give none. The
+    watched-deploy proof runs only with --deploy-cmd, and then alone (it is the user's switch
+    that is judged, not zerodrop's)."""
+    watching = config.option.deploy_cmd is not None
+    config.stash[watch_key] = deselect(
+        config, items, lambda i: (i.get_closest_marker("watched_deploy") is not None) != watching
+        and (i.get_closest_marker("zero_downtime") is not None))
     if provider_of(config).can_switch:
         return
     config.stash[deselected_key] = deselect(
@@ -124,6 +152,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    watched = config.stash.get(watch_key, 0)
+    if watched:
+        what = ("zerodrop's own switch and rollback not run: --deploy-cmd judges your deploy instead"
+                if config.option.deploy_cmd is not None else
+                "the watched-deploy proof not run: it judges your own deploy command "
+                "(zerodrop watch -- CMD, or --deploy-cmd)")
+        terminalreporter.write_line(f"zerodrop: {watched} test(s) deselected: {what}", yellow=True)
     n = config.stash.get(deselected_key, 0)
     if n:
         able = registry.switchable()

@@ -96,8 +96,11 @@ import tomllib
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
+
+import jq
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "payment-service.toml"
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -642,13 +645,21 @@ def _placeholders(template: str, names: tuple[str, ...], where: "_Where", key: s
                                    f"known: {', '.join('{' + n + '}' for n in names) or 'none'}")
 
 
-def _jq(expr: Any, key: str, where: "_Where") -> str:
-    from zerodrop.checks.expect import _compiled
+@lru_cache(maxsize=256)
+def compile_jq(expression: str) -> Any:
+    """A compiled jq program (cached); ValueError with one line for a bad expression."""
+    try:
+        return jq.compile(expression)
+    except ValueError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "syntax error"
+        raise ValueError(f"bad jq expression {expression!r}: {first}") from None
 
+
+def _jq(expr: Any, key: str, where: "_Where") -> str:
     if not isinstance(expr, str) or not expr.strip():
         raise where.error(key, f"{key} must be a jq expression")
     try:
-        _compiled(expr)
+        compile_jq(expr)
     except ValueError as exc:
         raise where.error(key, f"{key}: {exc}") from None
     return expr

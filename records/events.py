@@ -52,6 +52,9 @@ class EventName(str, enum.Enum):
     REPLICA_KILLED = "replica killed"
     REPLICA_KILL_FAILED = "replica kill failed"
     FAULT_APPLIED = "fault applied"
+    # a deploy command the user runs (zerodrop watch): its lines and its end
+    DEPLOY_OUTPUT = "deploy output"
+    DEPLOY_EXITED = "deploy command exited"
     # load: the generator's own moments
     LOAD_STARTED = "load started"
     LOAD_STOPPING = "load stopping"
@@ -87,6 +90,8 @@ CATALOGUE: dict[EventName, str] = {
                               "replica, signal [, via]",
     EventName.REPLICA_KILL_FAILED: "a signal could not be sent; detail: color, replica, error",
     EventName.FAULT_APPLIED: "fault knobs changed on a colour at run time; detail: color, faults",
+    EventName.DEPLOY_OUTPUT: "a line the watched deploy command printed; detail: line",
+    EventName.DEPLOY_EXITED: "the watched deploy command ended; detail: code, command",
     EventName.LOAD_STARTED: "the load generator's requests are flowing; detail: users, rate",
     EventName.LOAD_STOPPING: "the load generator is being stopped",
 }

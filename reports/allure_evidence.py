@@ -25,6 +25,7 @@ CUTOVER_RE = _ANY + r"\b(?:cutover|unknown version): " + _ANY
 LATENCY_RE = _ANY + r"\blatency regression: " + _ANY
 SHUTDOWN_RE = _ANY + r"\bshutdown: " + _ANY
 INCONCLUSIVE_RE = _ANY + r"\binconclusive: " + _ANY
+DEPLOY_RE = _ANY + r"\bdeploy command: " + _ANY
 
 # Order matters: Allure files a test under the first category that matches, and a FAIL can
 # carry inconclusive reasons too (failures under short load), so "Inconclusive load" is last.
@@ -38,6 +39,8 @@ CATEGORIES: list[dict[str, Any]] = [
      "messageRegex": LATENCY_RE},
     {"name": "Shutdown without drain", "matchedStatuses": ["failed", "broken"],
      "messageRegex": SHUTDOWN_RE},
+    {"name": "Deploy command failed", "matchedStatuses": ["failed", "broken"],
+     "messageRegex": DEPLOY_RE},
     {"name": "Inconclusive load", "matchedStatuses": ["failed", "broken", "skipped"],
      "messageRegex": INCONCLUSIVE_RE},
 ]

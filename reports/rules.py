@@ -682,8 +682,36 @@ def money_seen(f: VerdictFacts) -> list[str]:
             f"{unknown}; {_n(m.reads_checked, 'balance read')} within read-your-writes bounds"]
 
 
+def deploy_command(f: VerdictFacts) -> list[Reason]:
+    """A watched deploy command (zerodrop watch) that failed, was stopped or could not start:
+    its exit status and its last lines are a cause of the verdict."""
+    out = []
+    for e in f.events:
+        if e.name != EventName.DEPLOY_EXITED or e.detail.get("code") == 0:
+            continue
+        lines = [str(x.detail.get("line", "")) for x in f.events
+                 if x.name == EventName.DEPLOY_OUTPUT and x.t <= e.t][-5:]
+        code = e.detail.get("code")
+        how = "did not end in time and was stopped" if code == "timeout" else \
+            "could not start" if code == 127 and not lines else f"exited with status {code}"
+        out.append(Reason(KIND_FAIL, f"deploy command: {e.detail.get('command', '?')!r} {how}; its "
+                                     f"last lines: {' | '.join(lines) or '(no output)'}"))
+    return out
+
+
+def deploy_seen(f: VerdictFacts) -> list[str]:
+    """What a PASS saw of a watched deploy command."""
+    out = []
+    for e in f.events:
+        if e.name == EventName.DEPLOY_EXITED and e.detail.get("code") == 0:
+            n = sum(1 for x in f.events if x.name == EventName.DEPLOY_OUTPUT and x.t <= e.t)
+            out.append(f"deploy command {e.detail.get('command', '?')!r} exited 0; its "
+                       f"{_n(n, 'line')} are on the timeline")
+    return out
+
+
 RULES: tuple[Rule, ...] = (
-    dropped_requests, unknown_versions, old_after_drain, new_before_switch, new_never_answered,
+    deploy_command, dropped_requests, unknown_versions, old_after_drain, new_before_switch, new_never_answered,
     data_loss, key_loss, money_adds_up, stale_reads, latency, early_exit, open_at_drain_end,
     ledger_empty, load_short, generator_saturated, switch_missing, window_thin, idle_unexercised,
     data_check_error, keys_unchecked, money_unchecked, versions_unnamed,
@@ -716,6 +744,7 @@ def pass_reasons(f: VerdictFacts) -> list[str]:
                f"with their {d.value}s and by their {d.key_name}s, no idempotency key "
                f"{'paid' if d.noun == 'payment' else 'written'} twice")
     out += money_seen(f)
+    out += deploy_seen(f)
     if f.tally.populations and set(f.tally.populations) != {"-"}:
         out.append(_population_line(f))
     out += inflight_at_sigterm(f)

@@ -127,8 +127,9 @@ RULES = {
                             ("platforms", "load", "scenarios", "fixtures", "plugin", "checks")]),
     "scenarios imports no suites": lambda t: never(t, f"{P}.scenarios", [f"{P}.suites"]),
     "scenarios imports platforms only through platforms.base": platforms_only_through_base,
-    "load imports only records": lambda t: only(t, f"{P}.load", [f"{P}.records"]),
-    "checks imports only records": lambda t: only(t, f"{P}.checks", [f"{P}.records"]),
+    "profiles imports nothing of zerodrop": lambda t: only(t, f"{P}.profiles", []),
+    "load imports only records and profiles": lambda t: only(t, f"{P}.load", [f"{P}.records", f"{P}.profiles"]),
+    "checks imports only records and profiles": lambda t: only(t, f"{P}.checks", [f"{P}.records", f"{P}.profiles"]),
     "payment_service imports nothing of zerodrop": lambda t: only(t, f"{P}.payment_service", []),
     "no bare folder-name imports": bare_folder_imports,
     "no import cycles": cycles,
@@ -162,7 +163,7 @@ def test_import_rule(repo, rule):
 FAKE_DIRS = {"zerodrop": "zd", "zerodrop.records": "rec", "zerodrop.platforms": "plat",
              "zerodrop.load": "ld", "zerodrop.reports": "rep", "zerodrop.scenarios": "scen",
              "zerodrop.checks": "chk", "zerodrop.fixtures": "fix", "zerodrop.plugin": "plug",
-             "zerodrop.suites": "ste", "zerodrop.payment_service": "svc"}
+             "zerodrop.suites": "ste", "zerodrop.payment_service": "svc", "zerodrop.profiles": "prof"}
 CLEAN = {
     "rec/events.py": "import json\nfrom .ledger import Record\n",
     "rec/ledger.py": "class Record: ...\n",
@@ -174,6 +175,9 @@ CLEAN = {
     "scen/steps.py": "from zerodrop.platforms.base import Record\n"
                      "from zerodrop.platforms import base\nfrom zerodrop.records import events\n",
     "chk/api.py": "from zerodrop.records import ledger\n",
+    "chk/service.py": "from zerodrop.profiles.profile import Profile\n",
+    "ld/arrivals.py": "from zerodrop.profiles import profile\n",
+    "prof/profile.py": "import jq\n",
     "svc/app.py": "from .money import cents\n",
     "svc/money.py": "def cents(): ...\n",
     "plug/__init__.py": "pytest_plugins = ['zerodrop.plugin.core']\n",
@@ -195,10 +199,13 @@ VIOLATIONS = {
         ("scen/blue_green.py", "from zerodrop.platforms.local import platform\n",
          "scen/blue_green.py:1: zerodrop.scenarios.blue_green imports "
          "zerodrop.platforms.local.platform"),
-    "load imports only records":
+    "profiles imports nothing of zerodrop":
+        ("prof/profile.py", "import jq\nfrom zerodrop.checks.expect import compile\n",
+         "prof/profile.py:2: zerodrop.profiles.profile imports zerodrop.checks.expect"),
+    "load imports only records and profiles":
         ("ld/pod.py", "import os\n\nfrom zerodrop import checks\n",
          "ld/pod.py:3: zerodrop.load.pod imports zerodrop.checks"),
-    "checks imports only records":
+    "checks imports only records and profiles":
         ("chk/seed.py", "from zerodrop.reports.verdict import judge\n",
          "chk/seed.py:1: zerodrop.checks.seed imports zerodrop.reports.verdict"),
     "payment_service imports nothing of zerodrop":

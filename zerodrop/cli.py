@@ -1,6 +1,8 @@
 """The ``zerodrop`` command: a thin layer over pytest and the shipped report script.
 
     zerodrop verify [pytest args...]   python -m pytest --pyargs zerodrop.suites [pytest args...]
+    zerodrop watch [pytest args...] -- CMD [ARGS...]
+                                       your deploy command judged under load (--deploy-cmd)
     zerodrop report                    reports/out/allure-results -> reports/out/allure-report
     zerodrop --help | -h | help        this usage
     zerodrop --version                 the installed version
@@ -24,7 +26,8 @@ from typing import Sequence
 import zerodrop
 
 USAGE_ERROR = 4
-COMMANDS = ("verify", "report")
+COMMANDS = ("verify", "watch", "report")
+WATCH_TEST = "zerodrop.suites.zero_downtime.test_watched_deploy"
 SUITES = "zerodrop.suites"
 RESULTS_DIR = Path("reports") / "out" / "allure-results"
 REPORT_DIR = Path("reports") / "out" / "allure-report"
@@ -39,6 +42,12 @@ commands:
                         arguments name their own test paths (suites/smoke, a file, a
                         path::test) or pass --pyargs with modules, only those run.
                         `zerodrop verify --help` lists every option (group "zerodrop")
+  watch [pytest args] -- CMD [ARGS]
+                        judge YOUR deploy command: it runs under load on a fresh platform
+                        (--target kind or kubeconfig) with KUBECONFIG, NAMESPACE, SERVICE_NAME,
+                        ZD_SERVICE_URL, ZD_PREVIEW_URL_BLUE/GREEN and ZD_TOKEN set; every line
+                        it prints goes on the timeline and the switch it makes is judged
+                        request by request (its exit status too)
   report                build the Allure HTML report of the last verify from
                         reports/out/allure-results into reports/out/allure-report
                         (offline; needs Node.js)
@@ -60,7 +69,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="zerodrop", usage="zerodrop {verify,report} [args...]",
+    p = _Parser(prog="zerodrop", usage="zerodrop {verify,watch,report} [args...]",
                 description=_DESCRIPTION, epilog=_EPILOG, add_help=False,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-h", "--help", action="store_true", help="show this help and exit")
@@ -121,6 +130,20 @@ def pytest_command(args: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", "pytest", *where, *args]
 
 
+def watch_command(args: Sequence[str]) -> list[str]:
+    """The pytest command line ``zerodrop watch args -- CMD`` runs; UsageError without a CMD."""
+    import shlex
+    if "--" not in args:
+        raise UsageError("watch needs the deploy command after --, e.g. "
+                         "zerodrop watch --target kind -- ./blue-green-deploy.sh payment-service IMAGE")
+    i = list(args).index("--")
+    options, command = list(args[:i]), list(args[i + 1:])
+    if not command:
+        raise UsageError("watch: the deploy command after -- is empty")
+    return [sys.executable, "-m", "pytest", "--pyargs", WATCH_TEST, *options,
+            "--deploy-cmd", shlex.join(command)]
+
+
 def report_command() -> list[str]:
     """The command line ``zerodrop report`` runs: the shipped build_html.sh, under bash."""
     import zerodrop.reports
@@ -164,9 +187,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"zerodrop {zerodrop.__version__}")
         return 0
     if ns.command is None:
-        return _usage_error("no command given; use verify or report")
+        return _usage_error("no command given; use verify, watch or report")
     if ns.command == "verify":
         return _run(pytest_command(rest))
+    if ns.command == "watch":
+        try:
+            return _run(watch_command(rest))
+        except UsageError as exc:
+            return _usage_error(str(exc))
     if ns.command == "report":
         if rest:
             return _usage_error(f"report takes no arguments, got {' '.join(rest)}")
@@ -174,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if code == 0:
             print(f"zerodrop: report written to {REPORT_DIR / 'index.html'}")
         return code
-    return _usage_error(f"unknown command '{ns.command}'; use verify or report")
+    return _usage_error(f"unknown command '{ns.command}'; use verify, watch or report")
 
 
 if __name__ == "__main__":  # pragma: no cover - python -m zerodrop goes through __main__.py

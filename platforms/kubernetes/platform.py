@@ -15,6 +15,7 @@ the cluster's provider (providers/).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -87,6 +88,7 @@ class KubernetesPlatform(Platform):
             from zerodrop.platforms import registry
             provider = registry.get(cluster.kind)
         self.cluster, self.namespace, self.config = cluster, namespace, config
+        self._kubeconfig_copy: str | None = None  # command_env's, deleted at teardown
         self.provider = provider
         self.events = events or EventLog()
         self.admin_token = secrets.token_urlsafe(16)
@@ -171,11 +173,31 @@ class KubernetesPlatform(Platform):
         self.events.emit(Source.PLATFORM, EventName.NAMESPACE_DELETED, namespace=self.namespace)
         self.watcher.stop()
         self.api.close()
+        if self._kubeconfig_copy is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._kubeconfig_copy)
 
     # ---- the Platform interface -------------------------------------------------------------
     @property
     def service_url(self) -> str:
         return self._url(APP)
+
+    def command_env(self) -> dict[str, str]:
+        """KUBECONFIG (a private copy whose current context is the run's), NAMESPACE and
+        SERVICE_NAME: what the seed's deploy script and kubectl need to act on this namespace."""
+        if self._kubeconfig_copy is None:
+            import tempfile
+
+            import yaml
+            with open(self.cluster.kubeconfig, encoding="utf-8") as f:
+                data = yaml.safe_load(f) or {}
+            if self.cluster.context:
+                data["current-context"] = self.cluster.context
+            fd, path = tempfile.mkstemp(prefix=f"{self.namespace}-", suffix=".kubeconfig")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:  # mkstemp: mode 0600
+                yaml.safe_dump(data, f)
+            self._kubeconfig_copy = path
+        return {"KUBECONFIG": self._kubeconfig_copy, "NAMESPACE": self.namespace, "SERVICE_NAME": APP}
 
     def preview_url(self, color: str) -> str:
         _check_color(color)

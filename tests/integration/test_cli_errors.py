@@ -72,6 +72,12 @@ def closed_port() -> int:
      "--namespace 'Team_A': use lowercase letters, digits and '-'"),
     (["--service-port", "8080", "-n", "2"], 4,
      "--service-port 8080 cannot be combined with pytest-xdist (-n)"),
+    (["--profile", "/no/such/profile.toml"], 4, "profile /no/such/profile.toml: No such file or directory"),
+    (["--profile", "examples/todo_service/todo.profile.toml", "--local-faults", '{"blue": {"error_rate": 0.1}}'],
+     4, "--local-faults sets knobs of the reference payment-service; the profile todo-service"),
+    (["--deploy-cmd", "./deploy.sh"], 4,
+     "--deploy-cmd needs a platform your own command can switch; --target local gives none"),
+    (["--target", "kind", "--deploy-cmd", "'unbalanced"], 4, "--deploy-cmd \"'unbalanced\": No closing quotation"),
 ])
 def test_usage_and_target_errors_are_one_line(tmp_path, args, code, message):
     exit_code, out = run_isolated(tmp_path, "suites/smoke", *args)
@@ -153,5 +159,6 @@ def test_zero_downtime_tests_are_deselected_out_loud_for_a_url_target(tmp_path, 
     exit_code, out = run_isolated(tmp_path, "suites/zero_downtime", "suites/smoke", "--target",
                                   "url", "--base-url", platform.service_url)
     assert exit_code == 0, out[-2000:]
-    assert "2 deselected" in out
+    assert "3 deselected" in out  # the switch, the rollback, and the watched deploy (no --deploy-cmd)
     assert "zerodrop: 2 zero-downtime test(s) not run: --target url gives no platform" in out
+    assert "zerodrop: 1 test(s) deselected: the watched-deploy proof not run" in out

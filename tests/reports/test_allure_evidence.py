@@ -104,7 +104,7 @@ def test_write_categories(tmp_path):
     data = json.loads(path.read_text())
     assert [c["name"] for c in data] == ["Data loss", "Dropped requests", "Cutover not seen",
                                          "Latency regression", "Shutdown without drain",
-                                         "Inconclusive load"]
+                                         "Deploy command failed", "Inconclusive load"]
 
 
 def test_write_environment_redacts_secrets(tmp_path):

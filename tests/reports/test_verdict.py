@@ -618,7 +618,7 @@ def test_the_policy_can_make_an_early_exit_a_note():
 def test_the_rules_are_listed_in_reading_order():
     from zerodrop.reports.rules import RULES
     assert [r.__name__ for r in RULES] == [
-        "dropped_requests", "unknown_versions", "old_after_drain", "new_before_switch",
+        "deploy_command", "dropped_requests", "unknown_versions", "old_after_drain", "new_before_switch",
         "new_never_answered", "data_loss", "key_loss", "money_adds_up", "stale_reads", "latency",
         "early_exit", "open_at_drain_end", "ledger_empty", "load_short", "generator_saturated", "switch_missing", "window_thin",
         "idle_unexercised", "data_check_error", "keys_unchecked", "money_unchecked", "versions_unnamed",

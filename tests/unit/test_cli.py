@@ -38,10 +38,13 @@ def one_error_line(done: subprocess.CompletedProcess, prefix: str) -> str:
 
 # -- zerodrop: usage ---------------------------------------------------------------------------
 @pytest.mark.parametrize("args, message", [
-    ([], "zerodrop: no command given; use verify or report"),
-    (["bogus"], "zerodrop: unknown command 'bogus'; use verify or report"),
+    ([], "zerodrop: no command given; use verify, watch or report"),
+    (["bogus"], "zerodrop: unknown command 'bogus'; use verify, watch or report"),
     (["--bogus", "verify"], "zerodrop: unrecognized arguments: --bogus"),
     (["report", "extra"], "zerodrop: report takes no arguments, got extra"),
+    (["watch", "--target", "kind"], "zerodrop: watch needs the deploy command after --, e.g. "
+                                    "zerodrop watch --target kind -- ./blue-green-deploy.sh payment-service IMAGE"),
+    (["watch", "--target", "kind", "--"], "zerodrop: watch: the deploy command after -- is empty"),
 ])
 def test_usage_errors_exit_4_with_one_line(tmp_path, args, message):
     done = zerodrop(tmp_path, *args)
@@ -57,7 +60,7 @@ def test_help_lists_exactly_the_commands(tmp_path, flag):
     assert done.stderr == ""
     section = done.stdout.split("commands:\n", 1)[1].split("\n\n", 1)[0]
     listed = {line.split()[0] for line in section.splitlines() if line[:3].strip()}
-    assert listed == {"verify", "report"} == set(cli.COMMANDS), done.stdout
+    assert listed == {"verify", "watch", "report"} == set(cli.COMMANDS), done.stdout
     assert "exit codes:" in done.stdout and "4 a usage error" in done.stdout
 
 
@@ -211,3 +214,13 @@ def test_zd_install_is_quiet_unless_pip_fails(zd_copy):
     assert "NOISE: Editable installation" in done.stderr
     assert not (zd_copy / ".venv" / ".zerodrop-installed").exists()
     assert not (zd_copy / ".venv" / "zerodrop-args").exists()  # stopped before verify
+
+
+def test_watch_hands_the_deploy_command_to_its_proof_as_one_option():
+    """Everything before -- goes to pytest; the command after it becomes --deploy-cmd, quoted
+    so that it splits back into the same words."""
+    import shlex
+    cmd = cli.watch_command(["--target", "kind", "-x", "--", "./deploy.sh", "payment service", "img:1"])
+    assert cmd[:5] == [sys.executable, "-m", "pytest", "--pyargs", cli.WATCH_TEST]
+    assert cmd[5:8] == ["--target", "kind", "-x"] and cmd[8] == "--deploy-cmd"
+    assert shlex.split(cmd[9]) == ["./deploy.sh", "payment service", "img:1"]

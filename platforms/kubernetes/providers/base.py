@@ -86,6 +86,8 @@ class ClusterProvider(Provider):
     """A Kubernetes cluster as a target: a subclass acquires and releases the cluster and
     says how a replica is killed on it; the rest (options, namespaces, platforms) is here."""
 
+    outside_commands = True  # kubectl, Helm, the seed's script: anything with the KUBECONFIG
+
     # ---- what a cluster provider adds ----------------------------------------------------------
     @abc.abstractmethod
     def acquire_cluster(self, options: Any, run: Run) -> Cluster:
