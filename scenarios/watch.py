@@ -85,16 +85,19 @@ def watched(platform: Platform, settings: WatchSettings, name: str = "watched-de
                              "no switch to judge")
         ctx.switched(t_switch)
         # a command that scaled the old colour down may end before its pods have drained:
-        # wait while every old replica left is on its way out (a kept old colour is no drain)
+        # wait while every old replica left is on its way out, until the platform saw the
+        # last one end (an old colour the command kept running has no drain)
         deadline = time.monotonic() + settings.drain_wait_s
-        left = platform.replicas(old)
-        while left and all(r.terminating for r in left) and time.monotonic() < deadline:
-            time.sleep(0.25)
+        while time.monotonic() < deadline:
             left = platform.replicas(old)
-        gone = [e.t for e in platform.events.named(EventName.REPLICA_TERMINATED)
-                if e.t >= t_switch and e.detail.get("color") == old]
-        if not left and gone:
-            ctx.drained(max(gone))
+            if left and not all(r.terminating for r in left):
+                return
+            gone = [e.t for e in platform.events.named(EventName.REPLICA_TERMINATED)
+                    if e.t >= t_switch and e.detail.get("color") == old]
+            if not left and gone:
+                ctx.drained(max(gone))
+                return
+            time.sleep(0.25)
 
     shown = " ".join(shlex.quote(a) for a in settings.command)
     return Scenario(name, (Step("find active colour", find), Step(f"run {shown[:80]}", run),
