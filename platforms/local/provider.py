@@ -92,14 +92,17 @@ class LocalProvider(Provider):
 
 
 def commands_of(options: Any) -> tuple[str, str]:
-    """--app-cmd and --migrate-cmd as given, else the profile's [local] commands (with
-    {profile_dir}, the profile file's folder, filled in), else the reference service's."""
+    """--app-cmd and --migrate-cmd as given, else the profile's [local] commands, else the
+    reference service's; {profile_dir} (the profile file's folder) is filled in either way."""
     profile = getattr(options, "service_profile", None)
     app, migrate = options.app_cmd, options.migrate_cmd
-    if profile is not None and profile.app_cmd and app is None:
-        app = profile.app_cmd.replace("{profile_dir}", profile.profile_dir)
-        if migrate is None:
-            migrate = profile.migrate_cmd.replace("{profile_dir}", profile.profile_dir) or "true"
+    if profile is not None and profile.app_cmd:
+        if app is None:
+            app = profile.app_cmd
+        if migrate is None:  # the service's own migration, also when its app command is given
+            migrate = profile.migrate_cmd or "true"
+    if profile is not None:  # {profile_dir} also in commands given on the command line
+        app, migrate = (c.replace("{profile_dir}", profile.profile_dir) if c else c for c in (app, migrate))
     return app or DEFAULT_APP_CMD, migrate or DEFAULT_MIGRATE_CMD
 
 

@@ -136,8 +136,11 @@ class Supervisor:
         cmd = shlex.join(pod.argv) if pod.argv else pod.app_cmd
         if code is not None or pod.restarts:
             last = f"; last output: {' | '.join(tail)}" if tail else "; no output"
+            relative = [w for w in (pod.argv or [])[1:] if not w.startswith(("/", "-")) and "/" in w]
+            hint = (f" (it runs in the run's directory {self.workdir}: give {relative[0]!r} as an "
+                    "absolute path, or as {profile_dir}/... with a profile)") if relative else ""
             return (f"--app-cmd {cmd!r} exited with code {code if code is not None else '?'} "
-                    f"(restarts {pod.restarts}){last}")
+                    f"(restarts {pod.restarts}){last}{hint}")
         why = self._probes.get(pod.name, _Probe()).last
         if "refused" in why.lower():
             last = f"; last output: {' | '.join(tail)}" if tail else ""
@@ -347,6 +350,8 @@ def probe(port: int, path: str = READINESS_PATH) -> tuple[bool, str]:
 def _summary(body: str) -> str:
     try:
         data = json.loads(body)
+        if not isinstance(data, dict) or "status" not in data:  # another service's readiness
+            return json.dumps(data)[:160] if data is not None else ""
         summary = str(data.get("status", ""))
         bad = [f"{name}: {c.get('status')}" + (f" ({c['details']})" if c.get("details") else "")
                for name, c in (data.get("components") or {}).items()
