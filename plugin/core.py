@@ -136,7 +136,7 @@ def check_faults(text: str, profile: Profile | None = None) -> None:
         faults = json.loads(text)
     except ValueError as exc:
         raise pytest.UsageError(f"--local-faults is not valid JSON: {exc}") from None
-    if faults and profile is not None and profile.source != str(profiles.DEFAULT_PATH):
+    if faults and profile is not None and not profile.is_default:
         raise pytest.UsageError(f"--local-faults sets knobs of the reference payment-service; the "
                                 f"profile {profile.name} describes another service: break it "
                                 "through its own --app-cmd instead")
@@ -174,10 +174,9 @@ def pytest_configure(config: pytest.Config) -> None:
         provider_of(config).check_options(opts, parallel=parallel(config))
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    default_profile = profile.source == str(profiles.DEFAULT_PATH)
     try:
         config.stash[checks_key] = load_checks(opts.checks) if opts.checks else \
-            load_checks(DEFAULT_CHECKS) if default_profile else []
+            load_checks(DEFAULT_CHECKS) if profile.is_default else []
     except CheckFileError as exc:
         raise pytest.UsageError(str(exc)) from None
     start_run(config)

@@ -287,6 +287,11 @@ class Profile:
         raise KeyError(name)
 
     @property
+    def is_default(self) -> bool:
+        """The shipped payment-service profile (however its path was written)."""
+        return bool(self.source) and Path(self.source).resolve() == DEFAULT_PATH
+
+    @property
     def profile_dir(self) -> str:
         return str(Path(self.source).resolve().parent) if self.source else ""
 
@@ -580,6 +585,10 @@ def _cross_check(requests: list[RequestSpec], readback: Readback | None, money: 
         if r.write is not None and r.idempotent and readback is not None and not readback.by_key:
             raise w.error("write", f"request {r.name!r} is an idempotent write, but [readback] has no "
                                    "by_key: a key the service cannot look up would pass unchecked")
+    shown = {r.write.readback_jq for r in requests if r.write is not None and r.write.readback_jq}
+    if len(shown) > 1:
+        raise where.error("write", "every write is read back through the one [readback] path: their "
+                                   f"readback jq must be the same, got {', '.join(sorted(shown))}")
     if money is not None and not any(r.money == "balance" for r in requests):
         raise ProfileError(f"{where.file}: [money] needs a request with money = \"balance\"")
 

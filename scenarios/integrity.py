@@ -126,8 +126,9 @@ class _Lookups:
         self.base_url, self.timeout = base_url.rstrip("/"), timeout
         self.headers = profile.auth_headers(token)
         self.readback = profile.readback
-        # the value each write kind's read-back shows, and where
-        self.value_jq = {r.kind: r.write.readback_jq for r in profile.requests if r.write is not None}
+        # where a read-back shows the value written (one [readback] path: one place for all)
+        self.value_jq = next((r.write.readback_jq for r in profile.requests
+                              if r.write is not None and r.write.readback_jq), "")
         self.http = requests.Session()
         self.http.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=workers,
                                                                  max_retries=0))
@@ -140,10 +141,9 @@ class _Lookups:
         if resp.status_code == 404:
             return payment_id, "missing"
         resp.raise_for_status()
-        value_jq = next(iter(set(self.value_jq.values()) - {""}), "")
-        if not value_jq or not amount:
+        if not self.value_jq or not amount:
             return payment_id, "ok"  # found; the profile compares no value
-        seen = jq_all(value_jq, loads_plain(resp.content))
+        seen = jq_all(self.value_jq, loads_plain(resp.content))
         return payment_id, "ok" if seen and same_value(seen[0], amount) else "mismatched"
 
     def payments_for(self, key: str) -> tuple[str, list[str]]:

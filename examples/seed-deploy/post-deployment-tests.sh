@@ -6,5 +6,5 @@ set -euo pipefail
 url=${ZD_SERVICE_URL:?ZD_SERVICE_URL is not set: run this through zerodrop watch}
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
-exec "${ZD_PYTHON:-python3}" -m pytest -q -p no:cacheprovider --pyargs zerodrop.suites.post_deploy \
+"${ZD_PYTHON:-python3}" -m pytest -q -p no:cacheprovider -W ignore::pytest.PytestAssertRewriteWarning --pyargs zerodrop.suites.post_deploy \
   --target url --base-url "$url" --token "${ZD_TOKEN:-test-token}" --alluredir "$results"

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.procs import wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "examples" / "todo_service" / "app.py"
 PY = sys.executable
@@ -34,16 +36,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}")
 
 
 class Service:

@@ -13,7 +13,7 @@ import pytest
 from tests.integration.conftest import run_pytest
 from zerodrop.platforms.local.platform import LocalConfig, stand_up
 from zerodrop.profiles import profile as profiles
-from zerodrop.scenarios.blue_green import SwitchSettings, switch
+from zerodrop.scenarios.blue_green import SwitchSettings, rollback, switch
 from zerodrop.scenarios.proof import ProofSettings, prove
 from zerodrop.scenarios.steps import Context
 
@@ -32,11 +32,15 @@ def app_cmd(*faults: str, color: str = "green") -> str:
             (f"{broken} --fault-color {color}" if faults else ""))
 
 
+def todo_config(*faults: str, color: str = "green") -> LocalConfig:
+    """The local platform as --profile sets it up for the example (what the provider does)."""
+    return LocalConfig(replicas=1, app_cmd=app_cmd(*faults, color=color),
+                       migrate_cmd=f"{{python}} {TODO}/app.py migrate",
+                       readiness_path=PROFILE.readiness, service_name="todo-service")
+
+
 def run_switch(tmp_path: Path, *faults: str, color: str = "green", load: ProofSettings = LOAD):
-    config = LocalConfig(replicas=1, app_cmd=app_cmd(*faults, color=color),
-                         migrate_cmd=f"{{python}} {TODO}/app.py migrate",
-                         readiness_path=PROFILE.readiness, service_name="todo-service")
-    platform = stand_up(config, idle_replicas=0)
+    platform = stand_up(todo_config(*faults, color=color), idle_replicas=0)
     try:
         proof = prove(platform, switch(platform, "v2.0.0", QUICK, name="todo"), Context(platform),
                       load, tmp_path / "out", tmp_path / "ledger")
@@ -53,7 +57,7 @@ def test_the_example_service_passes_the_suites_and_both_proofs_from_the_command_
                       "--load-rate", "150", "--alluredir", str(tmp_path / "allure"),
                       "--evidence-dir", str(tmp_path / "evidence"))
     assert done.returncode == 0, done.stdout[-3000:]
-    assert re.search(r"\b13 passed, 2 deselected\b", done.stdout), done.stdout[-2000:]
+    assert re.search(r"\b13 passed, 3 deselected\b", done.stdout), done.stdout[-2000:]  # + the watched deploy
     assert "not run for the profile todo-service: the profile has no [money] section" in done.stdout
     import json
     verdict = json.loads((tmp_path / "evidence" / "switch-under-load.json").read_text())
@@ -110,6 +114,22 @@ def test_a_drain_that_abandons_idle_connections_fails_on_the_idle_clients(tmp_pa
     assert proof.verdict.populations["idle"]["failed"] > 0 or any(
         "still held" in r for r in proof.verdict.reasons), proof.explain()
     assert proof.verdict.populations["fresh"]["failed"] == 0, proof.explain()
+
+
+def test_the_rollback_proof_fails_when_the_version_rolled_back_to_loses_writes(tmp_path):
+    """The rollback proof, broken the same way: after a switch to green, traffic goes back to
+    blue, and blue is the version that acknowledges to-dos it never commits."""
+    platform = stand_up(todo_config("lose_writes", color="blue"), idle_replicas=0)
+    try:
+        first = switch(platform, "v2.0.0", QUICK).run(Context(platform))
+        assert first.ok, first.failure
+        proof = prove(platform, rollback(platform, QUICK, name="todo-rollback"), Context(platform),
+                      LOAD, tmp_path / "out", tmp_path / "ledger")
+    finally:
+        platform.teardown()
+    assert proof.verdict.verdict == "FAIL", proof.explain()
+    assert proof.data.missing, proof.explain()
+    assert any(r.startswith("data loss:") and "acknowledged to-dos" in r for r in proof.verdict.reasons)
 
 
 def test_the_same_switch_of_the_healthy_example_passes(tmp_path):
