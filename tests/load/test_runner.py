@@ -30,7 +30,11 @@ def _records(path: Path):
 def test_standalone_run_records_every_request(replica, tmp_path: Path):
     led = tmp_path / "ledger"
     seen: list[Progress] = []
-    with LoadRun(LoadPlan(host=replica.url, users=5, rate=100, max_duration=60, ledger_dir=led),
+    # payments weigh more than by default, so that the rarest path (a retrying client's
+    # concurrent duplicate: retry 25 % x payments x 20 %) is taken ~7 times, not ~3 (p(none) 5 %)
+    mix = {"health": 5, "balance": 15, "create_payment": 50, "payment_status": 10,
+           "replay_payment": 5, "credit": 10, "debit": 5}
+    with LoadRun(LoadPlan(host=replica.url, users=5, rate=100, max_duration=60, ledger_dir=led, mix=mix),
                  progress=seen.append) as run:
         t_before = time.time()
         run.start()
