@@ -11,7 +11,6 @@ so; see ``applicable``), never passes without looking.
 """
 from __future__ import annotations
 
-import json
 import random
 from decimal import Decimal
 from typing import Callable
@@ -23,8 +22,8 @@ from zerodrop.checks.burst import BurstResult, burst
 from zerodrop.checks.expect import ExpectationFailed, body_of, excerpt, expect_jq, expect_status, jq_all
 from zerodrop.checks.seed import poll
 from zerodrop.checks.steps import call
-from zerodrop.profiles.profile import (Invalid, Profile, Rendered, RequestSpec, render, render_request,
-                                        same_value)
+from zerodrop.profiles.profile import (Invalid, Profile, Rendered, RequestSpec, plain_json, render,
+                                        render_request, same_value)
 
 
 class NotApplicable(Exception):
@@ -78,7 +77,7 @@ def check_answer(resp, profile: Profile, r: Rendered, jq_first: bool = False) ->
 def _plain(resp):
     """The JSON body for jq, numbers with a fraction kept as their exact text."""
     body_of(resp)  # a body that is not JSON fails here, with an excerpt
-    return json.loads(resp.content, parse_float=str)
+    return plain_json(resp.content)
 
 
 def _first(expr: str, resp):

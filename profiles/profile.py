@@ -336,6 +336,13 @@ def render(template: str, values: Mapping[str, str]) -> str:
     return PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
 
 
+def plain_json(content: bytes | str) -> Any:
+    """JSON for jq: numbers with a fraction kept as their exact text (jq itself reads
+    doubles, and money must never go through a float): 12.10 stays "12.10", and
+    ``same_value`` compares it as a decimal."""
+    return json.loads(content, parse_float=str)
+
+
 def same_value(seen: Any, sent: str) -> bool:
     """Exact equality of a value an answer shows and the value sent: as decimals when both
     are numbers (10.50 == 10.5; never through a float), as text otherwise."""

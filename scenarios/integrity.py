@@ -10,7 +10,6 @@ collects the acknowledged payments record by record (fed by whoever streams the 
 """
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
@@ -20,7 +19,7 @@ import requests
 
 from zerodrop.checks.expect import jq_all
 from zerodrop.profiles import profile as profiles
-from zerodrop.profiles.profile import Profile, same_value
+from zerodrop.profiles.profile import Profile, plain_json, same_value
 from zerodrop.records.ledger import LedgerRecord, read_records
 from zerodrop.records.results import DataCheck
 
@@ -143,7 +142,7 @@ class _Lookups:
         resp.raise_for_status()
         if not self.value_jq or not amount:
             return payment_id, "ok"  # found; the profile compares no value
-        seen = jq_all(self.value_jq, loads_plain(resp.content))
+        seen = jq_all(self.value_jq, plain_json(resp.content))
         return payment_id, "ok" if seen and same_value(seen[0], amount) else "mismatched"
 
     def payments_for(self, key: str) -> tuple[str, list[str]]:
@@ -151,13 +150,7 @@ class _Lookups:
         path = profiles.render(self.readback.by_key, {"key": quote(key, safe="")})
         resp = self.http.get(self.base_url + path, headers=self.headers, timeout=self.timeout)
         resp.raise_for_status()
-        return key, [str(i) for i in jq_all(self.readback.by_key_ids, loads_plain(resp.content))]
+        return key, [str(i) for i in jq_all(self.readback.by_key_ids, plain_json(resp.content))]
 
     def close(self) -> None:
         self.http.close()
-
-
-def loads_plain(content: bytes):
-    """JSON for jq: numbers with a fraction as their exact text (jq itself reads doubles, and
-    money must never go through a float): 12.10 stays "12.10", compared as a decimal."""
-    return json.loads(content, parse_float=str)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import bisect
 import decimal
-import json
 from decimal import Decimal
 from itertools import accumulate
 from typing import Iterable
@@ -26,7 +25,7 @@ import requests
 
 from zerodrop.checks.expect import jq_all
 from zerodrop.profiles import profile as profiles
-from zerodrop.profiles.profile import Profile
+from zerodrop.profiles.profile import Profile, plain_json
 from zerodrop.records.ledger import LedgerRecord
 from zerodrop.records.results import MoneyCheck, MoneyMismatch, StaleRead
 
@@ -62,7 +61,7 @@ def read_balances(base_url: str, token: str, accounts: Iterable[str],
                 raise BalanceReadError(f"GET {path} answered {resp.status_code}: "
                                        f"{resp.text[:200]}")
             try:
-                found = jq_all(profile.money.balance_jq, json.loads(resp.content, parse_float=str))
+                found = jq_all(profile.money.balance_jq, plain_json(resp.content))
                 value = found[0] if found else None
                 if isinstance(value, bool) or not isinstance(value, (str, int)):
                     raise TypeError(f"balance is {type(value).__name__}")
