@@ -24,6 +24,13 @@ different service is described by ``examples/todo_service/todo.profile.toml``. E
     app_cmd = "{python} {profile_dir}/app.py serve --port {port}"
     migrate_cmd = "{python} {profile_dir}/app.py migrate"
 
+    [kubernetes]                         # optional: the service's own manifests on a cluster
+    manifests = "k8s/overlays/kind"      # a kustomize folder, relative to this file (--manifests wins)
+    service = "todo"                     # the Service clients use (default: [service] name)
+    color_label = "slot"                 # its selector label that switches blue|green (default version)
+    container = "api"                    # the app's container (default: the only one, or named as
+                                         # the Service)
+
     [[request]]                          # the load's mix: one table per kind of request
     name = "create_todo"                 # unique; the ledger's kind unless `kind` is given
     method = "POST"                      # default GET
@@ -116,6 +123,7 @@ _SECTIONS = {
                 "idempotency_header", "auth"},
     "probes": {"health", "liveness", "readiness", "ready_jq"},
     "local": {"app_cmd", "migrate_cmd"},
+    "kubernetes": {"manifests", "service", "color_label", "container"},
     "readback": {"path", "by_key", "by_key_ids", "noun", "value"},
     "money": {"accounts", "balance_path", "balance_jq", "check_account"},
     "post_deploy": {"flow_poll", "flow_final", "flow_success", "flow_timeout", "concurrent"},
@@ -251,6 +259,10 @@ class Profile:
     ready_jq: tuple[str, ...] = ()
     app_cmd: str = ""
     migrate_cmd: str = ""
+    kube_manifests: str = ""      # [kubernetes] manifests, resolved against the profile's folder
+    kube_service: str = ""        # the Service clients use (default: [service] name)
+    color_label: str = "version"  # the selector label whose value (blue|green) is the colour
+    kube_container: str = ""      # the app's container (default: the only one, or the Service's name)
     requests: tuple[RequestSpec, ...] = ()
     readback: Readback | None = None
     money: Money | None = None
@@ -434,6 +446,7 @@ def parse(text: str, source: str) -> Profile:
     if concurrent and concurrent not in {r.name for r in requests}:
         raise where.error("concurrent", f"[post_deploy] concurrent names {concurrent!r}, which is not a request")
     invalid = tuple(_invalid(e, i, where) for i, e in enumerate(_list(data, "invalid", where), 1))
+    kube = _kubernetes(sec["kubernetes"], where, source)
     profile = Profile(
         name=_str(service, "name", where, Path(source).stem if source else "service"),
         source=source,
@@ -446,6 +459,7 @@ def parse(text: str, source: str) -> Profile:
         health=probes.get("health", "/health"), liveness=probes.get("liveness", "/health/live"),
         readiness=probes.get("readiness", "/health/ready"), ready_jq=ready_jq,
         app_cmd=_str(local, "app_cmd", where, ""), migrate_cmd=_str(local, "migrate_cmd", where, ""),
+        **kube,
         requests=tuple(requests), readback=readback, money=money, flow=flow,
         concurrent=concurrent, invalid=invalid, text=text)
     if not any(r.weight > 0 for r in requests):
@@ -528,6 +542,30 @@ def _request(entry: Any, i: int, where: "_Where", money: Money | None) -> Reques
                        values=values, headers=headers, body=body, idempotent=idempotent,
                        jq=_jq_list(entry.get("jq", []), "jq", w), echo=echo, write=write, save=save,
                        replay=replay, money=role, auth=auth)
+
+
+LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+DNS_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def _kubernetes(sec: dict, where: "_Where", source: str) -> dict[str, str]:
+    """The [kubernetes] section as Profile fields; the manifests' folder resolved against the
+    profile's own (so the profile works from any working directory)."""
+    out = {"kube_manifests": "", "kube_service": _str(sec, "service", where, ""),
+           "color_label": _str(sec, "color_label", where, "version"),
+           "kube_container": _str(sec, "container", where, "")}
+    manifests = _str(sec, "manifests", where, "")
+    if manifests:
+        base = Path(source).resolve().parent if source else Path.cwd()
+        out["kube_manifests"] = str((base / manifests).resolve())
+    if not LABEL_KEY.match(out["color_label"]):
+        raise where.error("color_label", f"[kubernetes] color_label {out['color_label']!r} is not a "
+                                         "Kubernetes label key")
+    for key in ("service", "container"):
+        if sec.get(key) is not None and not DNS_NAME.match(sec[key]):
+            raise where.error(key, f"[kubernetes] {key} {sec[key]!r} is not a Kubernetes name "
+                                   "(lowercase letters, digits and '-')")
+    return out
 
 
 def _list(data: dict, name: str, where: "_Where") -> list:

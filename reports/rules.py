@@ -440,8 +440,9 @@ def _population_line(f: VerdictFacts) -> str:
     recovered = sum(p.recovered for p in pops.values())
     line = "by client population: " + "; ".join(parts)
     if "retry" in pops:
+        key = getattr(f.data, "key_name", "") or "idempotency key"
         line += (f"; {_n(recovered, 'failure')} of retrying clients then recovered by a retry "
-                 "with the same Idempotency-Key (still counted as failures)")
+                 f"with the same {key} (still counted as failures)")
     return line
 
 

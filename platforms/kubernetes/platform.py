@@ -31,9 +31,11 @@ from zerodrop.platforms.base import COLORS, Platform, PlatformError, ReplicaInfo
 from zerodrop.platforms.kubernetes.api import KubeApi, api_reason
 from zerodrop.platforms.kubernetes.diagnose import deployment_ready, why_not_ready
 from zerodrop.platforms.kubernetes.lint import lint
-from zerodrop.platforms.kubernetes.render import APP, CONTAINER, DEFAULT_OVERLAY, customize, render
+from zerodrop.platforms.kubernetes.layout import Layout, discover
+from zerodrop.platforms.kubernetes.render import DEFAULT_OVERLAY, customize, render
 from zerodrop.platforms.kubernetes.routing import Router, SelectorRouter
 from zerodrop.platforms.kubernetes.watch import Watcher, pod_ready, ready_endpoints
+from zerodrop.profiles import profile as profiles
 from zerodrop.records.events import EventLog, EventName, Source
 
 MANAGED = {"app.kubernetes.io/managed-by": "zerodrop"}
@@ -56,6 +58,11 @@ class KubeConfig:
     route_answers: int = 6           # fresh-connection answers wait_routed wants in a row
     load_from: str = "here"          # "cluster": Locust in a Job of the namespace (load_job.py)
     harness_image: str = "zerodrop/harness:dev"
+    profile: profiles.Profile | None = None  # the service under test (None: the reference)
+
+    @property
+    def service(self) -> profiles.Profile:
+        return self.profile if self.profile is not None else profiles.load()
 
 
 def new_namespace(run_id: str, suffix: str = "", prefix: str = DEFAULT_PREFIX) -> str:
@@ -92,9 +99,11 @@ class KubernetesPlatform(Platform):
         self.provider = provider
         self.events = events or EventLog()
         self.admin_token = secrets.token_urlsafe(16)
+        self.profile = config.service
+        self.layout = layout_of(config)  # before anything is created: a bad overlay costs nothing
         self.api = KubeApi(cluster.api_client(), namespace)
-        self.router = router or SelectorRouter(self.api, self.events)
-        self.watcher = Watcher(self.api, self.events)
+        self.router = router or SelectorRouter(self.api, self.layout, self.events)
+        self.watcher = Watcher(self.api, self.layout, self.events)
         self._node_ports: dict[str, int] = {}  # Service name -> its NodePort
         self._torn_down = False
 
@@ -112,17 +121,19 @@ class KubernetesPlatform(Platform):
         idle = next(c for c in COLORS if c != active)
         self._create_namespace()
         self.watcher.start()
-        objects = customize(render(self.config.overlay), namespace=self.namespace,
-                            labels=self.labels(), image=self.config.image, versions=versions,
+        objects = customize(render(self.config.overlay), layout=self.layout,
+                            namespace=self.namespace, labels=self.labels(),
+                            image=self.config.image, versions=versions,
                             replicas={active: self.config.replicas, idle: idle_replicas},
                             token=self.config.token, admin_token=self.admin_token,
                             faults=faults, env=self.config.env,
-                            prestop_seconds=self.config.prestop_seconds)
+                            prestop_seconds=self.config.prestop_seconds,
+                            reference=self.profile.is_default)
         by_kind: dict[str, list[dict]] = {}
         for o in objects:
             by_kind.setdefault(o["kind"], []).append(o)
-        apps = [o for o in by_kind.get("Deployment", []) if _is_app(o)]
-        others = [o for o in by_kind.get("Deployment", []) if not _is_app(o)]
+        apps = [o for o in by_kind.get("Deployment", []) if self._is_app(o)]
+        others = [o for o in by_kind.get("Deployment", []) if not self._is_app(o)]
         for o in by_kind.get("Secret", []):
             self.api.call("create Secret", self.core.create_namespaced_secret, self.namespace, o)
         self._create_deployments(others)  # the database first
@@ -180,7 +191,7 @@ class KubernetesPlatform(Platform):
     # ---- the Platform interface -------------------------------------------------------------
     @property
     def service_url(self) -> str:
-        return self._url(APP)
+        return self._url(self.layout.service)
 
     def command_env(self) -> dict[str, str]:
         """KUBECONFIG (a private copy whose current context is the run's), NAMESPACE and
@@ -197,11 +208,12 @@ class KubernetesPlatform(Platform):
             with os.fdopen(fd, "w", encoding="utf-8") as f:  # mkstemp: mode 0600
                 yaml.safe_dump(data, f)
             self._kubeconfig_copy = path
-        return {"KUBECONFIG": self._kubeconfig_copy, "NAMESPACE": self.namespace, "SERVICE_NAME": APP}
+        return {"KUBECONFIG": self._kubeconfig_copy, "NAMESPACE": self.namespace,
+                "SERVICE_NAME": self.layout.service}
 
     def preview_url(self, color: str) -> str:
         _check_color(color)
-        return self._url(f"{APP}-{color}")
+        return self._url(self.layout.preview(color))
 
     @property
     def propagation_hint(self) -> float:
@@ -209,29 +221,33 @@ class KubernetesPlatform(Platform):
 
     def deploy(self, color: str, version: str, *, faults: dict | None = None) -> None:
         _check_color(color)
-        env = [{"name": "APP_VERSION", "value": version},
-               {"name": "FAULTS", "value": json.dumps(faults or {}, sort_keys=True)}]
-        container: dict[str, Any] = {"name": CONTAINER, "env": env}
+        env = [{"name": "APP_VERSION", "value": version}]
+        if self.profile.is_default:
+            env.append({"name": "FAULTS", "value": json.dumps(faults or {}, sort_keys=True)})
+        elif faults:
+            raise PlatformError(self._no_faults(faults))
+        container: dict[str, Any] = {"name": self.layout.container, "env": env}
         if self.config.image:
             container["image"] = self.config.image
         patch = {"spec": {"template": {"spec": {"containers": [container]}}}}
         self.api.call(f"deploy {version} to {color}", self.apps.patch_namespaced_deployment,
-                      _deployment(color), self.namespace, patch)
+                      self.layout.deployment(color), self.namespace, patch)
         self.events.emit(Source.PLATFORM, EventName.DEPLOYED, color=color, version=version,
                          faults=faults or {})
 
     def scale(self, color: str, replicas: int) -> None:
         _check_color(color)
         self.api.call(f"scale {color}", self.apps.patch_namespaced_deployment_scale,
-                      _deployment(color), self.namespace, {"spec": {"replicas": replicas}})
+                      self.layout.deployment(color), self.namespace,
+                      {"spec": {"replicas": replicas}})
         self.events.emit(Source.PLATFORM, EventName.SCALED, color=color, replicas=replicas)
 
     def wait_ready(self, color: str, timeout: float | None = None) -> None:
         _check_color(color)
-        self._wait_deployment(_deployment(color), timeout or self.config.ready_timeout)
+        self._wait_deployment(self.layout.deployment(color), timeout or self.config.ready_timeout)
 
     def wait_routed(self, color: str | None = None, timeout: float | None = None) -> None:
-        service = APP if color is None else f"{APP}-{color}"
+        service = self.layout.service if color is None else self.layout.preview(color)
         timeout = timeout or self.config.ready_timeout
         deadline = time.monotonic() + timeout
         want = self._wait_slices(service, deadline, timeout)
@@ -255,29 +271,36 @@ class KubernetesPlatform(Platform):
 
     def _wait_answers(self, service: str, want: set[str], deadline: float,
                       timeout: float) -> None:
-        """... and until kube-proxy sends new connections there: ask the Service itself."""
+        """... and until kube-proxy sends new connections there: ask the Service itself, on new
+        connections, until enough answers in a row come from those pods (the profile's replica
+        header names the pod; a service without one is asked for its liveness answer only)."""
         url, in_a_row, seen = self._url(service), 0, "nothing"
+        header = self.profile.replica_header
         while in_a_row < self.config.route_answers:
             if time.monotonic() > deadline:
                 raise PlatformError(f"Service {service} answers from {seen}, not only from "
                                     f"{sorted(want)}, after {timeout:g} s (kube-proxy behind?)")
             try:
-                resp = requests.get(f"{url}/health/live", timeout=2,
+                resp = requests.get(f"{url}{self.profile.liveness}", timeout=2,
                                     headers={"Connection": "close"})
-                seen = resp.headers.get("X-Replica", "an answer without X-Replica")
+                if not header:
+                    seen = "a ready pod" if resp.ok else f"HTTP {resp.status_code}"
+                else:
+                    seen = resp.headers.get(header, f"an answer without {header}")
             except requests.RequestException as exc:
                 seen = f"no answer ({type(exc).__name__})"
-            in_a_row = in_a_row + 1 if seen in want else 0
-            if seen not in want:
+            good = seen in want or (not header and seen == "a ready pod")
+            in_a_row = in_a_row + 1 if good else 0
+            if not good:
                 time.sleep(0.1)
 
     def deployed_version(self, color: str) -> str | None:
         _check_color(color)
         d = self.api.call("read Deployment", self.apps.read_namespaced_deployment,
-                          _deployment(color), self.namespace)
+                          self.layout.deployment(color), self.namespace)
         for c in d.spec.template.spec.containers:
             for e in c.env or []:
-                if c.name == CONTAINER and e.name == "APP_VERSION":
+                if c.name == self.layout.container and e.name == "APP_VERSION":
                     return e.value or None
         return None
 
@@ -295,8 +318,8 @@ class KubernetesPlatform(Platform):
 
     def replicas(self, color: str) -> list[ReplicaInfo]:
         _check_color(color)
-        pods = self._pods_matching({"app": APP, "version": color})
-        return [_info(p, color) for p in sorted(pods, key=lambda p: p.metadata.name)
+        pods = self._pods_matching(self.layout.selector(color))
+        return [_info(p, color, self.layout) for p in sorted(pods, key=lambda p: p.metadata.name)
                 if p.status.phase not in ("Succeeded", "Failed")]
 
     def kill_replica(self, color: str, sig: int, index: int = 0) -> ReplicaInfo:
@@ -307,7 +330,10 @@ class KubernetesPlatform(Platform):
         return live[index]
 
     def apply_fault(self, color: str, faults: dict) -> None:
-        """PATCH /admin/faults inside each running pod (pod IPs are not this machine's)."""
+        """PATCH /admin/faults inside each running pod (pod IPs are not this machine's); the
+        reference service's admin API, so another service's faults are its own command's."""
+        if not self.profile.is_default:
+            raise PlatformError(self._no_faults(faults))
         from kubernetes import client
         from kubernetes.stream import stream
         body = json.dumps(faults)
@@ -317,7 +343,8 @@ class KubernetesPlatform(Platform):
                 if r.terminating:
                     continue
                 out = stream(exec_api.connect_get_namespaced_pod_exec, r.name, self.namespace,
-                             container=CONTAINER, command=["python", "-c", _PATCH_FAULTS, body],
+                             container=self.layout.container,
+                             command=["python", "-c", _PATCH_FAULTS, body],
                              stderr=True, stdout=True, stdin=False, tty=False)
                 if "200" not in out:
                     raise PlatformError(f"{r.name} refused fault {faults}: {out.strip()[-200:]}")
@@ -347,16 +374,26 @@ class KubernetesPlatform(Platform):
     def readiness_findings(self, color: str) -> list[str]:
         """The zero-downtime lint of the live objects before traffic moves to ``color``."""
         deployments = self.api.call("list Deployments", self.apps.list_namespaced_deployment,
-                                    self.namespace, label_selector=f"app={APP}").items
+                                    self.namespace,
+                                    label_selector=self.layout.label_selector()).items
         objs = [{**self.api.serialize(d), "kind": "Deployment"} for d in deployments]
-        objs.append({**self.api.serialize(self._read_service(APP)), "kind": "Service"})
-        found = lint(objs, color, self.config.propagation_s)
+        objs.append({**self.api.serialize(self._read_service(self.layout.service)),
+                     "kind": "Service"})
+        found = lint(objs, color, self.config.propagation_s, service=self.layout.service,
+                     label=self.layout.label)
         for f in found:
             self.events.emit(Source.PLATFORM, EventName.READINESS_FINDING, rule=f.rule,
                              finding=str(f))
         return [str(f) for f in found]
 
     # ---- internals ----------------------------------------------------------------------------
+    def _is_app(self, obj: dict) -> bool:
+        return self.layout.color_of_deployment(obj["metadata"]["name"]) is not None
+
+    def _no_faults(self, faults: dict) -> str:
+        return (f"faults {sorted(faults)} are the reference service's admin API; "
+                f"{self.profile.name} is broken through its own manifests or command")
+
     def _url(self, service: str) -> str:
         port = self._node_ports.get(service)
         if port is None:
@@ -365,9 +402,9 @@ class KubernetesPlatform(Platform):
 
     def _create_service(self, obj: dict, active: str) -> None:
         name = obj["metadata"]["name"]
-        if name == APP:
-            obj["spec"]["selector"] = {"app": APP, "version": active}
-        if name in (APP, *(f"{APP}-{c}" for c in COLORS)):
+        if name == self.layout.service:
+            obj["spec"]["selector"] = self.layout.selector(active)
+        if name in self.layout.services:
             obj["spec"]["type"] = "NodePort"  # the checks and the load must reach them from here
         if obj["spec"].get("type") != "NodePort":
             self.api.call(f"create Service {name}", self.core.create_namespaced_service,
@@ -440,23 +477,22 @@ _PATCH_FAULTS = ("import os,sys,urllib.request as u;"
                  "'Content-Type':'application/json'});print(u.urlopen(r,timeout=5).status)")
 
 
-def _is_app(obj: dict) -> bool:
-    return obj["metadata"]["labels"].get("app") == APP
-
-
-def _deployment(color: str) -> str:
-    return f"{APP}-{color}"
-
-
 def _check_color(color: str) -> None:
     if color not in COLORS:
         raise PlatformError(f"colour must be blue or green, got {color!r}")
 
 
-def _info(pod, color: str) -> ReplicaInfo:
+def layout_of(config: KubeConfig) -> Layout:
+    """Where the service is in ``config``'s overlay, as its profile names it."""
+    p = config.service
+    return discover(render(config.overlay), service=p.kube_service or p.name, label=p.color_label,
+                    container=p.kube_container, where=f"--manifests {config.overlay}")
+
+
+def _info(pod, color: str, layout: Layout) -> ReplicaInfo:
     restarts = sum(s.restart_count for s in pod.status.container_statuses or [])
     version = next((e.value for c in pod.spec.containers for e in c.env or []
-                    if e.name == "APP_VERSION"), "") or ""
+                    if c.name == layout.container and e.name == "APP_VERSION"), "") or ""
     return ReplicaInfo(pod.metadata.name, color, version,
-                       f"http://{pod.status.pod_ip}:8080" if pod.status.pod_ip else "",
+                       f"http://{pod.status.pod_ip}:{layout.port}" if pod.status.pod_ip else "",
                        None, pod_ready(pod), bool(pod.metadata.deletion_timestamp), restarts)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 
 from zerodrop.platforms.base import COLORS, PlatformError
-from zerodrop.platforms.kubernetes.render import APP
+from zerodrop.platforms.kubernetes.layout import Layout
 from zerodrop.records.events import EventLog, EventName, Source
 
 
@@ -31,13 +31,15 @@ class Router(abc.ABC):
 
 
 class SelectorRouter(Router):
-    """The Service's selector: one colour at a time, never weights."""
+    """The Service's selector: one colour at a time, never weights. The selector is the
+    layout's: the app's labels plus its colour label (``version`` in the seed)."""
 
-    def __init__(self, api, events: EventLog | None = None, service: str = APP) -> None:
-        self.api, self.events, self.service = api, events, service
+    def __init__(self, api, layout: Layout, events: EventLog | None = None) -> None:
+        self.api, self.layout, self.events = api, layout, events
+        self.service = layout.service
 
     def route_to(self, color: str) -> None:
-        selector = {"app": APP, "version": color}
+        selector = self.layout.selector(color)
         patch = [{"op": "replace", "path": "/spec/selector", "value": selector}]  # never a merge
         svc = self.api.call(f"patch the selector of {self.service}",
                             self.api.core.patch_namespaced_service, self.service,
@@ -50,8 +52,8 @@ class SelectorRouter(Router):
         svc = self.api.call(f"read Service {self.service}", self.api.core.read_namespaced_service,
                             self.service, self.api.namespace)
         selector = svc.spec.selector or {}
-        color = selector.get("version")
-        return color if color in COLORS and set(selector) == {"app", "version"} else None
+        color = selector.get(self.layout.label)
+        return color if color in COLORS and selector == self.layout.selector(color) else None
 
     def set_weights(self, weights: dict[str, int]) -> None:
         raise PlatformError("the Service selector router cannot split traffic by weight; a "

@@ -11,8 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable
 
-from zerodrop.platforms.base import COLORS
-from zerodrop.platforms.kubernetes.render import APP
+from zerodrop.platforms.kubernetes.layout import Layout
 from zerodrop.records.events import EventLog, EventName, Source
 
 
@@ -23,8 +22,8 @@ def pod_ready(pod: Any) -> bool:
 class Watcher:
     """The two watch threads of one platform; ``stop()`` ends them."""
 
-    def __init__(self, api, events: EventLog) -> None:
-        self.api, self.events = api, events
+    def __init__(self, api, layout: Layout, events: EventLog) -> None:
+        self.api, self.layout, self.events = api, layout, events
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._pods: dict[str, tuple[bool, bool]] = {}   # name -> (ready, terminating)
@@ -70,9 +69,8 @@ class Watcher:
 
     # ---- pods -----------------------------------------------------------------------------------
     def on_pod(self, kind: str, pod: Any) -> None:
-        labels = pod.metadata.labels or {}
-        color = labels.get("version")
-        if labels.get("app") != APP or color not in COLORS:
+        color = self.layout.color_of(pod.metadata.labels)
+        if color is None:
             return
         name = pod.metadata.name
         if kind == "DELETED":
@@ -102,7 +100,7 @@ class Watcher:
     # ---- EndpointSlices -------------------------------------------------------------------------
     def on_slice(self, kind: str, eps: Any) -> None:
         service = (eps.metadata.labels or {}).get("kubernetes.io/service-name") or ""
-        if not service.startswith(APP) or service.endswith("-canary"):
+        if service not in self.layout.services:
             return  # the database's and the canary's endpoints are not the switch's
         before = self.routed(service)
         if kind == "DELETED":

@@ -49,6 +49,6 @@ def cluster(run_id: str, tmp_path_factory) -> Iterator[Cluster]:
     c = acquire_kind(KindOptions(name=CLUSTER, keep=True,
                                  kubeconfig_dir=tmp_path_factory.mktemp("kube"),
                                  images=("zerodrop/payment-service:dev", "zerodrop/postgres:15",
-                                         "zerodrop/harness:dev")))
+                                         "zerodrop/harness:dev", "zerodrop-example/todo:dev")))
     yield c
     finish(c, run_id)

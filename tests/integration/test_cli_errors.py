@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -83,6 +84,36 @@ def test_usage_and_target_errors_are_one_line(tmp_path, args, code, message):
     exit_code, out = run_isolated(tmp_path, "suites/smoke", *args)
     assert exit_code == code, out[-2000:]
     said_once(out, message)
+
+
+TODO = Path(__file__).resolve().parents[2] / "examples" / "todo_service"
+
+
+@pytest.mark.parametrize("change, message", [
+    (("color_label = \"slot\"", "color_label = \"version\""),
+     "Service todo selects app.kubernetes.io/name=todo,slot=blue, without the label 'version' "
+     "that a switch would set to blue or green; name the label that does in the profile's "
+     "[kubernetes] color_label"),
+    (("service = \"todo\"", "service = \"todo-api\""),
+     "no Service named todo-api (Services there: todo); name yours in the profile's "
+     "[kubernetes] service"),
+    (("manifests = \"k8s/overlays/kind\"\n", ""),
+     "todo-service has no [kubernetes] manifests and no --manifests was given"),
+])
+def test_a_profile_that_does_not_match_its_manifests_stops_before_any_cluster_work(
+        tmp_path, change, message):
+    """Checked at configuration: no cluster is looked for (the kind cluster named here does
+    not exist), no namespace is created."""
+    text = (TODO / "todo.profile.toml").read_text()
+    assert change[0] in text
+    text = text.replace(*change).replace('manifests = "k8s/', f'manifests = "{TODO}/k8s/')
+    profile = tmp_path / "todo.profile.toml"
+    profile.write_text(text)
+    exit_code, out = run_isolated(tmp_path, "suites/smoke", "--target", "kind", "--kind-cluster",
+                                  "no-such-cluster", "--profile", str(profile))
+    assert exit_code == 4, out[-2000:]
+    said_once(out, message)
+    assert "no-such-cluster" not in out
 
 
 def test_a_misspelt_fault_knob_is_refused_before_anything_starts(tmp_path):

@@ -109,7 +109,25 @@ BAD = [
      "idempotent write, but [readback] has no by_key", "write = "),
     (('path = "/items/{id}"', 'path = "items/{id}"'), "path must be a path starting with /", "path = "),
     (("weight = 1", "weight = 0"), "every [[request]] has weight 0", None),
+    (("[service]", "[kubernetes]\ncolor_label = 'slot colour'\n[service]"),
+     "color_label 'slot colour' is not a Kubernetes label key", "color_label"),
+    (("[service]", "[kubernetes]\nservice = 'Todo_API'\n[service]"),
+     "[kubernetes] service 'Todo_API' is not a Kubernetes name", "service = "),
+    (("[service]", "[kubernetes]\nselector = 'slot'\n[service]"),
+     "[kubernetes] has an unknown key 'selector'", "selector"),
 ]
+
+
+def test_the_kubernetes_section_is_resolved_against_the_profiles_folder(tmp_path, monkeypatch):
+    """The profile works from any working directory: its manifests are found beside it."""
+    text = MINIMAL.replace("[service]", "[kubernetes]\nmanifests = 'k8s/kind'\n"
+                                        "color_label = 'app.example.com/slot'\n[service]")
+    (tmp_path / "svc.toml").write_text(text)
+    monkeypatch.chdir("/")
+    p = profiles.load(tmp_path / "svc.toml")
+    assert p.kube_manifests == str(tmp_path / "k8s" / "kind")
+    assert p.color_label == "app.example.com/slot" and p.kube_service == ""
+    assert parse(MINIMAL, "mini.toml").color_label == "version"  # the seed's, by default
 
 
 @pytest.mark.parametrize("change, message, line", BAD, ids=[b[1][:40] for b in BAD])

@@ -14,7 +14,8 @@ from kubernetes import client
 from tests.integration.test_kube_providers import KUBECONFIG
 from zerodrop.platforms import registry
 from zerodrop.platforms.base import PlatformError
-from zerodrop.platforms.kubernetes.platform import KubeConfig, KubernetesPlatform, new_namespace
+from zerodrop.platforms.kubernetes.platform import (KubeConfig, KubernetesPlatform, layout_of,
+                                                    new_namespace)
 from zerodrop.platforms.kubernetes.providers import base
 from zerodrop.platforms.kubernetes.providers.base import Cluster, sweepable
 from zerodrop.platforms.kubernetes.routing import SelectorRouter
@@ -113,7 +114,7 @@ def test_a_platform_is_built_with_its_clusters_provider_and_a_selector_router(ki
 
 def test_the_selector_router_refuses_weights_before_any_api_call():
     with pytest.raises(PlatformError) as err:
-        SelectorRouter(None).set_weights({"blue": 70, "green": 30})  # no client at all
+        SelectorRouter(None, layout_of(KubeConfig())).set_weights({"blue": 70, "green": 30})  # no client
     assert str(err.value) == WEIGHTS_REFUSED and "\n" not in str(err.value)
 
 

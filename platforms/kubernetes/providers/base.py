@@ -23,6 +23,7 @@ from zerodrop.platforms.base import Platform, ReplicaInfo, Target
 from zerodrop.platforms.provider import Provider, Run, Say, TargetError
 from zerodrop.platforms.registry import add_once
 
+REFERENCE_IMAGE = "zerodrop/payment-service:dev"
 DEFAULT_POOL = tuple(range(30080, 30090))  # NodePorts the platform allocates Services from
 SWEEP_AFTER_S = 6 * 3600  # a labelled namespace older than this is a leftover on any host
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=zerodrop"
@@ -110,9 +111,10 @@ class ClusterProvider(Provider):
         add_once(group, "--namespace", default="zd",
                  help="kind/kubeconfig: prefix of the namespaces this run creates and sweeps, "
                       "<prefix>-<run id>[-<n>] (default zd)")
-        add_once(group, "--image", default="zerodrop/payment-service:dev",
-                 help="kind/kubeconfig: the payment-service image (default "
-                      "zerodrop/payment-service:dev)")
+        add_once(group, "--image", default=None,
+                 help="kind/kubeconfig: the app's image in both colours (default: for the "
+                      f"reference service {REFERENCE_IMAGE}, for another profile the images its "
+                      "manifests name)")
         add_once(group, "--load-from", choices=("here", "cluster"), default="here",
                  help="kind/kubeconfig: where the zero-downtime load runs: here (Locust on this "
                       "machine, through the NodePorts; default) or cluster (Locust in a Job of "
@@ -120,15 +122,22 @@ class ClusterProvider(Provider):
         add_once(group, "--harness-image", default="zerodrop/harness:dev",
                  help="--load-from cluster: the load generator's image (default "
                       "zerodrop/harness:dev, infra/cluster/build-harness-image.sh)")
-        from zerodrop.platforms.kubernetes.render import DEFAULT_OVERLAY
-        add_once(group, "--manifests", type=Path, default=DEFAULT_OVERLAY,
-                 help="kind/kubeconfig: the kustomize overlay to deploy (default "
+        add_once(group, "--manifests", type=Path, default=None,
+                 help="kind/kubeconfig: the kustomize overlay to deploy (default: the profile's "
+                      "[kubernetes] manifests; for the reference service "
                       "payment_service/manifests/overlays/kind)")
         self.add_own_options(group)
 
     def check_options(self, options: Any, parallel: bool = False) -> None:
-        if not (Path(options.manifests) / "kustomization.yaml").is_file():
-            raise ValueError(f"--manifests {options.manifests}: no kustomization.yaml there")
+        from zerodrop.platforms.base import PlatformError
+        from zerodrop.platforms.kubernetes.platform import layout_of
+        manifests = manifests_of(options)
+        if not (manifests / "kustomization.yaml").is_file():
+            raise ValueError(f"--manifests {manifests}: no kustomization.yaml there")
+        try:  # the overlay renders and holds the service the profile names: before anything starts
+            layout_of(self.kube_config(options, "check"))
+        except PlatformError as exc:
+            raise ValueError(str(exc)) from None
         if not PREFIX.match(options.namespace):
             raise ValueError(f"--namespace {options.namespace!r}: use lowercase letters, digits "
                              f"and '-' (at most 20), e.g. zd or team-a")
@@ -189,15 +198,44 @@ class ClusterProvider(Provider):
         """The KubeConfig of every platform of this run."""
         from zerodrop.platforms.kubernetes.platform import KubeConfig
         return KubeConfig(replicas=options.replicas, token=options.token,
-                          ready_timeout=options.ready_timeout, image=options.image,
-                          overlay=options.manifests, run_id=run_id,
+                          ready_timeout=options.ready_timeout, image=image_of(options),
+                          overlay=manifests_of(options), run_id=run_id,
                           load_from=options.load_from, harness_image=options.harness_image,
-                          **overrides)
+                          profile=getattr(options, "service_profile", None), **overrides)
 
     @staticmethod
     def namespace(session: ClusterSession, name: str) -> str:
         from zerodrop.platforms.kubernetes.platform import new_namespace
         return new_namespace(session.run_id, name, session.prefix)
+
+
+def _profile(options: Any):
+    from zerodrop.profiles import profile as profiles
+    found = getattr(options, "service_profile", None)
+    return found if found is not None else profiles.load()
+
+
+def manifests_of(options: Any) -> Path:
+    """--manifests as given, else the profile's [kubernetes] manifests, else (the reference
+    service only) the bundled overlay; ValueError in one line when a profile names none."""
+    if options.manifests is not None:
+        return Path(options.manifests)
+    profile = _profile(options)
+    if profile.kube_manifests:
+        return Path(profile.kube_manifests)
+    if profile.is_default:
+        from zerodrop.platforms.kubernetes.render import DEFAULT_OVERLAY
+        return DEFAULT_OVERLAY
+    raise ValueError(f"{profile.source}: {profile.name} has no [kubernetes] manifests and no "
+                     f"--manifests was given: name the kustomize overlay of its Deployments and Service")
+
+
+def image_of(options: Any) -> str | None:
+    """--image as given, else the reference image for the reference service, else None (the
+    images the manifests name)."""
+    if options.image:
+        return options.image
+    return REFERENCE_IMAGE if _profile(options).is_default else None
 
 
 # ---- the namespaces of runs ---------------------------------------------------------------------

@@ -66,11 +66,15 @@ class KindProvider(ClusterProvider):
         return f"kind cluster {options.kind_cluster}, {options.replicas} replicas/colour"
 
     def acquire_cluster(self, options: Any, run: Run) -> Cluster:
+        from zerodrop.platforms.kubernetes.platform import layout_of
+        from zerodrop.platforms.kubernetes.render import images_of, render
         harness = (options.harness_image,) if options.load_from == "cluster" else ()
+        config = self.kube_config(options, run.run_id)
+        wanted = images_of(render(config.overlay), layout_of(config), config.image)
         return acquire_kind(KindOptions(
             name=options.kind_cluster, keep=options.keep_cluster,
             node_image=options.kind_node_image, config=options.kind_config,
-            images=(options.image, POSTGRES_IMAGE) + harness, kubeconfig_dir=run.workdir))
+            images=tuple(wanted) + harness, kubeconfig_dir=run.workdir))
 
     def release_cluster(self, cluster: Cluster, say: Say = print) -> None:
         done = release_kind(cluster)
@@ -78,14 +82,14 @@ class KindProvider(ClusterProvider):
             say(f"zerodrop: {done}")
 
     def kill(self, platform: Any, replica: ReplicaInfo, sig: int) -> None:
-        from zerodrop.platforms.kubernetes.render import CONTAINER
+        container = platform.layout.container
         name = signals.Signals(sig).name
         pod = platform.api.call(f"read pod {replica.name}", platform.core.read_namespaced_pod,
                                 replica.name, platform.namespace)
         status = next((s for s in pod.status.container_statuses or []
-                       if s.name == CONTAINER), None)
+                       if s.name == container), None)
         if status is None or not status.container_id:
-            raise PlatformError(f"{replica.name} has no running {CONTAINER} container")
+            raise PlatformError(f"{replica.name} has no running {container} container")
         # stamped as it is sent: `docker exec` returns tens of ms after the signal lands
         platform.events.emit(Source.FAULT, EventName.REPLICA_KILLED, color=replica.color,
                              replica=replica.name, signal=name)
@@ -151,8 +155,9 @@ def _check_docker(docker: str, env: dict, images: tuple[str, ...]) -> None:
                             f"(infra/cluster/start-docker.sh on a machine without systemd)")
     for image in images:
         if run_cmd([docker, "image", "inspect", image], env, timeout=30).returncode != 0:
-            raise ProviderError(f"image {image} is not built on this machine; build it first "
-                                f"(infra/cluster/build-app-image.sh, build-postgres-image.sh)")
+            raise ProviderError(f"image {image} (of the manifests, or --image) is not built on "
+                                f"this machine; build it first (the bundled ones: "
+                                f"infra/cluster/up.sh builds them)")
 
 
 def _create_or_reuse(kind: str, env: dict, opts: KindOptions, kubeconfig: Path) -> bool:
