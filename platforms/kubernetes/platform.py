@@ -2,9 +2,12 @@
 ``kubernetes`` client (one ApiClient per platform, built from the Cluster's kubeconfig; the
 process-global config is never loaded).
 
-One platform is one namespace, labelled with the run id: PostgreSQL (shared by blue and
-green), the migration Job, the blue and green Deployments, the Service, a preview Service per
-colour, the canary Service. Services are NodePorts allocated from the pool the cluster
+One platform is one namespace, labelled with the run id, holding the objects of a kustomize
+overlay: for the reference service PostgreSQL (shared by blue and green), the migration Job,
+the blue and green Deployments, the Service, a preview Service per colour, the canary Service;
+for another service its own overlay, whose Service, colour label, Deployments and container
+the ``Layout`` found (layout.py), with the previews it lacks added. The Service and the
+previews are NodePorts allocated from the pool the cluster
 publishes on this machine, so load reaches them the way clients do: through the Service and
 kube-proxy, never through ``kubectl port-forward`` (which pins one pod and cannot see a switch).
 
