@@ -3,9 +3,13 @@
 ``format_line(progress)`` is pure; ``ProgressMonitor`` is a small daemon thread that polls a
 ``progress()`` callable and hands each ``Progress`` to a callback; ``TerminalProgress`` is the
 callback that draws the line: ``\\r``-updated on a TTY, a plain line every ~5 s otherwise (CI logs
-stay readable)::
+stay readable: every line starts on a line of its own, after what pytest printed)::
 
-    load 12.3/60 s  412 req/s  failures 0  active: green (98%)
+    load: 2 s baseline, then the scenario's steps, then 2 s tail (the load stops by 120 s at the latest)
+    load 12.3 s  412 req/s  failures 0  active: green (98%)  step: drain blue (5 s)
+
+The first line is the plan (``intro``), said once; the running line shows the time the load
+has run, never the cap as if it were the planned length.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ def format_line(p: Progress, step: str = "") -> str:
     """The progress line; ``step`` names what the scenario is doing now, when known."""
     active = p.active_color
     served = f"active: {active[0]} ({active[1] * 100:.0f}%)" if active else "active: none"
-    line = f"load {p.elapsed:.1f}/{p.planned:.0f} s  {p.rps:.0f} req/s  failures {p.failures}  {served}"
+    line = f"load {p.elapsed:.1f} s  {p.rps:.0f} req/s  failures {p.failures}  {served}"
     if p.saturated:
         line += "  [generator CPU > 90%]"
     if step:
@@ -34,7 +38,7 @@ class TerminalProgress:
 
     def __init__(self, stream: IO[str] | None = None, plain_every: float = 5.0,
                  clock: Callable[[], float] = time.monotonic,
-                 step: Callable[[], str] | None = None):
+                 step: Callable[[], str] | None = None, intro: str = ""):
         self.stream = stream if stream is not None else sys.stderr
         self.step = step or (lambda: "")
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
@@ -42,8 +46,17 @@ class TerminalProgress:
         self.clock = clock
         self._last_plain: float | None = None
         self._width = 0
+        self._intro = intro
+        self._started = False
+
+    def _start(self) -> None:
+        """Leave the line pytest is writing (a test's name), then say the plan."""
+        self._started = True
+        self.stream.write("\n" + (self._intro + "\n" if self._intro else ""))
 
     def __call__(self, p: Progress) -> None:
+        if not self._started:
+            self._start()
         line = format_line(p, self.step())
         if self.tty:
             pad = " " * max(0, self._width - len(line))

@@ -3,7 +3,8 @@
 appear under "zerodrop" in ``pytest --help``.
 
 It is made of small plugins: ``core`` (the options, the target through the registry, the
-session hooks) and ``proofs`` (the load's options, proofs deselected where nothing can switch),
+session hooks), ``proofs`` (the load's options, proofs deselected where nothing can switch) and
+``summary`` (the verdicts in the terminal, summary.md, JUnit XML, the INCONCLUSIVE exit code),
 and the fixtures that stand things up: ``fixtures.session`` (the run's session on its target),
 ``fixtures.targets`` (the suites' deployment and its client) and ``fixtures.proofs`` (a platform
 per proof and what a proof needs around it).
@@ -11,6 +12,7 @@ per proof and what a proof needs around it).
 pytest_plugins = [
     "zerodrop.plugin.core",
     "zerodrop.plugin.proofs",
+    "zerodrop.plugin.summary",
     "zerodrop.fixtures.session",
     "zerodrop.fixtures.targets",
     "zerodrop.fixtures.proofs",

@@ -200,7 +200,9 @@ def _run_under_load(platform: Platform, builders: Sequence[Builder], settings: P
         if progress is not None:
             progress(name)
 
-    terminal = TerminalProgress(progress_stream, step=lambda: current["step"]) \
+    intro = (f"load: {settings.baseline_s:g} s baseline, then the scenario's steps, then "
+             f"{settings.tail_s:g} s tail (the load stops by {plan.max_duration:g} s at the latest)")
+    terminal = TerminalProgress(progress_stream, step=lambda: current["step"], intro=intro) \
         if settings.show_progress and progress_stream is not None else None
     try:
         make_run = platform.load_generator() or LoadRun

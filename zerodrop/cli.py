@@ -13,7 +13,8 @@ pytest. Both commands run from the current directory, which is pytest's invocati
 and where ``reports/out`` lives, so they work from any directory once zerodrop is installed.
 
 Exit codes are pytest's (and the report script's): 0 passed, 1 a check failed, 3 the target
-could not be used, 4 a usage error, 5 no tests were collected.
+could not be used, 4 a usage error, 5 no tests were collected; and zerodrop's own 6: only
+INCONCLUSIVE proofs failed (a run too weak to judge, not a drop; plugin/summary.py).
 """
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ commands:
 
 _EPILOG = """\
 exit codes: 0 every check passed, 1 a check failed, 3 the target could not be used,
-4 a usage error, 5 no tests were collected.
+4 a usage error, 5 no tests were collected, 6 only INCONCLUSIVE proofs failed (a run
+too weak to judge: retry it; not a drop).
 """
 
 

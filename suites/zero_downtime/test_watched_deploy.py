@@ -11,7 +11,6 @@ import allure
 import pytest
 
 from zerodrop.checks.steps import labels
-from zerodrop.reports.allure_evidence import attach_proof
 from zerodrop.scenarios.proof import prove
 from zerodrop.scenarios.steps import Context
 from zerodrop.scenarios.watch import WatchSettings, watched
@@ -23,7 +22,7 @@ BLOCKER = allure.severity_level.BLOCKER
 
 
 @labels("zero-downtime", "your deploy command under load", BLOCKER)
-def test_your_deploy_under_load(zd_platform, zd_proof_settings, zd_evidence_dir, zd_terminal,
+def test_your_deploy_under_load(zd_platform, zd_proof_settings, zd_evidence_dir, zd_terminal, zd_judged,
                                 tmp_path, pytestconfig):
     """The deploy command ends with status 0, the Service moved to the other colour, and no
     request dropped, no acknowledged write lost."""
@@ -36,5 +35,4 @@ def test_your_deploy_under_load(zd_platform, zd_proof_settings, zd_evidence_dir,
     with zd_terminal() as stream, load_errors_in_one_line():
         proof = prove(zd_platform, scenario, Context(zd_platform), load, zd_evidence_dir,
                       tmp_path / "ledger", progress_stream=stream)
-    attach_proof(proof)
-    assert proof.scenario.ok and proof.verdict.verdict == "PASS", proof.explain()
+    zd_judged(proof)

@@ -13,7 +13,6 @@ import allure
 import pytest
 
 from zerodrop.load.runner import LoadError
-from zerodrop.reports.allure_evidence import attach_proof
 from zerodrop.scenarios.blue_green import SwitchSettings, rollback, switch
 from zerodrop.scenarios.proof import prove
 from zerodrop.scenarios.steps import Context
@@ -39,19 +38,18 @@ def _settings(pytestconfig) -> SwitchSettings:
 
 
 @labels("zero-downtime", "switch under load", BLOCKER)
-def test_switch_under_load(zd_platform, zd_proof_settings, zd_evidence_dir, zd_terminal,
+def test_switch_under_load(zd_platform, zd_proof_settings, zd_evidence_dir, zd_terminal, zd_judged,
                            tmp_path, pytestconfig):
     """Blue (v1.0.0) to green (v1.2.0) while the load runs: no request dropped, no payment lost."""
     scenario = switch(zd_platform, "v1.2.0", _settings(pytestconfig), name="switch-under-load")
     with zd_terminal() as stream, load_errors_in_one_line():
         proof = prove(zd_platform, scenario, Context(zd_platform), zd_proof_settings,
                       zd_evidence_dir, tmp_path / "ledger", progress_stream=stream)
-    attach_proof(proof)
-    assert proof.scenario.ok and proof.verdict.verdict == "PASS", proof.explain()
+    zd_judged(proof)
 
 
 @labels("zero-downtime", "rollback under load", BLOCKER)
-def test_rollback_under_load(zd_platform, zd_proof_settings, zd_evidence_dir, zd_terminal,
+def test_rollback_under_load(zd_platform, zd_proof_settings, zd_evidence_dir, zd_terminal, zd_judged,
                              tmp_path, pytestconfig):
     """After a switch to green, back to blue (v1.0.0) under the same load."""
     settings = _settings(pytestconfig)
@@ -62,5 +60,4 @@ def test_rollback_under_load(zd_platform, zd_proof_settings, zd_evidence_dir, zd
     with zd_terminal() as stream, load_errors_in_one_line():
         proof = prove(zd_platform, scenario, Context(zd_platform), zd_proof_settings,
                       zd_evidence_dir, tmp_path / "ledger", progress_stream=stream)
-    attach_proof(proof)
-    assert proof.scenario.ok and proof.verdict.verdict == "PASS", proof.explain()
+    zd_judged(proof)
