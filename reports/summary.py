@@ -73,9 +73,7 @@ def terminal_lines(proofs: list[dict[str, Any]]) -> list[str]:
 def markdown(proofs: list[dict[str, Any]], exitstatus: int) -> str:
     """The run's summary for a CI job summary page (GitHub's $GITHUB_STEP_SUMMARY)."""
     icon = {"PASS": "✅", "FAIL": "❌", "INCONCLUSIVE": "⚠️"}
-    overall = {0: "PASS", 1: "FAIL", INCONCLUSIVE: "INCONCLUSIVE"}.get(int(exitstatus),
-                                                                      f"exit {int(exitstatus)}")
-    lines = [f"## zerodrop: {overall}", ""]
+    lines = [f"## zerodrop: {overall(exitstatus)}", ""]
     if not proofs:
         lines.append("No zero-downtime proof ran in this job.")
         return "\n".join(lines) + "\n"
@@ -94,12 +92,21 @@ def markdown(proofs: list[dict[str, Any]], exitstatus: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def overall(exitstatus: int) -> str:
+    return {0: "PASS", 1: "FAIL", INCONCLUSIVE: "INCONCLUSIVE"}.get(int(exitstatus),
+                                                                   f"exit {int(exitstatus)}")
+
+
 def write_markdown(proofs: list[dict[str, Any]], exitstatus: int, out_dir: Path) -> list[Path]:
-    """``summary.md`` in ``out_dir``, and appended to $GITHUB_STEP_SUMMARY when it is set."""
+    """``summary.md`` and ``verdicts.json`` (the same, for tools: the Allure report's front
+    page reads it) in ``out_dir``; the Markdown also appended to $GITHUB_STEP_SUMMARY when set."""
+    import json
     text = markdown(proofs, exitstatus)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = [out_dir / "summary.md"]
+    written = [out_dir / "summary.md", out_dir / "verdicts.json"]
     written[0].write_text(text, encoding="utf-8")
+    written[1].write_text(json.dumps({"outcome": overall(exitstatus), "exit": int(exitstatus),
+                                      "proofs": proofs}, indent=2) + "\n", encoding="utf-8")
     step = os.environ.get("GITHUB_STEP_SUMMARY")
     if step:
         with open(step, "a", encoding="utf-8") as f:

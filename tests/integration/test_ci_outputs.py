@@ -39,6 +39,10 @@ def test_a_load_that_cannot_reach_its_rate_is_inconclusive_with_its_own_exit_cod
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert summary.startswith("## zerodrop: INCONCLUSIVE") and "switch-under-load" in summary
     assert step == "earlier step\n" + summary  # appended to the job summary, never replacing it
+    import json
+    verdicts = json.loads((tmp_path / "out" / "verdicts.json").read_text())
+    assert verdicts["outcome"] == "INCONCLUSIVE" and verdicts["exit"] == 6
+    assert [p["verdict"] for p in verdicts["proofs"]] == ["INCONCLUSIVE"]
     cases = list(ET.parse(tmp_path / "out" / "junit.xml").getroot().iter("testcase"))
     assert [c.get("name") for c in cases] == ["test_switch_under_load"]
     assert "PytestWarning" not in out
