@@ -7,10 +7,15 @@ nothing, e.g. the readiness lint). The verdict puts FAIL causes first.
 
 The wording is a contract: ``reports.allure_evidence.CATEGORIES`` matches it with regular
 expressions (tested in tests/reports). Prefixes: dropped requests read "<n> connection
-resets|connections refused|timeouts|bad or incomplete bodies|HTTP <s> answers from|at ...";
+resets|connections refused|timeouts|bad or incomplete bodies|HTTP <s> answers from|at ...",
+then the event before the first failure, then where they came from: ", on POST /api/payments
+(green)" (a request with no answer has no known colour: only its route is known);
 "data loss: ..."; "cutover: ..." / "unknown version: ..."; "latency regression: ...";
 "inconclusive: ...". With one switch the reasons read exactly as they always have; with several,
 a reason about one switch names it ("switch 2 of 3 (1.1.0 -> 1.0.0)").
+
+The bound on the failure rate is not a reason (on a FAIL it would read like an excuse): it is a
+figure of the verdict (``figures``), beside the reasons, on a PASS and a FAIL alike.
 """
 from __future__ import annotations
 
@@ -20,11 +25,12 @@ from decimal import Decimal
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from zerodrop.records.events import Event, EventName, describe
+from zerodrop.records.events import Event, EventName, Source, describe
 from zerodrop.records.results import Cutover, DataCheck, FaultWindow, LoadTarget
 from zerodrop.records.results import MoneyCheck
 from zerodrop.reports.stats import clopper_pearson_upper
-from zerodrop.reports.tally import NO_VERSION, PHASES, SwitchTally, Tally, round3
+from zerodrop.reports.tally import (NO_ANSWER, NO_COLOUR, NO_VERSION, PHASES, SwitchTally,
+                                    Tally, round3)
 
 KIND_FAIL, KIND_INCONCLUSIVE, KIND_NOTE = "fail", "inconclusive", "note"
 _PHASE_WORDS = {"before": "before the switch", "during": "during the switch",
@@ -68,6 +74,22 @@ class Reason:
 
 
 @dataclass(frozen=True)
+class Where:
+    """The failed requests of one class on one route from one colour (``NO_ANSWER``: no
+    answer came, so the colour it was routed to is unknown)."""
+
+    route: str
+    colour: str
+    count: int
+    first_t: float
+    last_t: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"route": self.route, "colour": self.colour, "count": self.count,
+                "first_t": self.first_t, "last_t": self.last_t}
+
+
+@dataclass(frozen=True)
 class FailureClass:
     """One class of dropped requests: same outcome and status."""
 
@@ -76,20 +98,44 @@ class FailureClass:
     count: int
     first_t: float
     last_t: float
-    after_event: str | None   # the latest timeline event at or before first_t (first seen)
-    after_s: float | None     # first_t - that event's t
+    after_event: str | None   # the latest event of the scenario at or before first_t (first
+    after_s: float | None     # seen), and first_t - its t; None: before the scenario began
     event: Event | None = field(default=None, compare=False, repr=False)
     populations: tuple[tuple[str, int], ...] = ()  # (client population, failed requests), most first
+    where: tuple[Where, ...] = ()  # by route and colour, most first
 
     @property
     def label(self) -> str:
         return f"{self.outcome} {self.status}" if self.status else self.outcome
 
+    @property
+    def before_switch(self) -> bool:
+        """The first failure came before the scenario's first event: before the switch."""
+        return self.event is None
+
+    @property
+    def routes(self) -> dict[str, int]:
+        return _totals((w.route, w.count) for w in self.where)
+
+    @property
+    def colours(self) -> dict[str, int]:
+        return _totals((w.colour, w.count) for w in self.where)
+
     def as_dict(self) -> dict[str, Any]:
         return {"outcome": self.outcome, "status": self.status, "count": self.count,
                 "first_t": self.first_t, "last_t": self.last_t,
                 "after_event": self.after_event, "after_s": self.after_s,
-                "populations": dict(self.populations)}
+                "before_switch": self.before_switch,
+                "populations": dict(self.populations),
+                "routes": self.routes, "colours": self.colours,
+                "by_route_colour": [w.as_dict() for w in self.where]}
+
+
+def _totals(pairs: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for key, n in pairs:
+        out[key] = out.get(key, 0) + n
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 @dataclass(frozen=True)
@@ -191,18 +237,45 @@ def _cutover_head(f: VerdictFacts, i: int) -> str:
 # What the rules share: failure classes placed after the timeline's events
 # --------------------------------------------------------------------------------------------
 
+# a slice's scenario may emit its first step a moment before the slice's first request starts
+SCENARIO_START_SLACK_S = 0.5
+
+
+def scenario_events(events: Sequence[Event], t0: float | None) -> list[Event]:
+    """The events a failure may be placed after: from the scenario's first event (a scenario
+    step or a fault, at or after the slice's first request less ``SCENARIO_START_SLACK_S``) on.
+    What came before (the platform's set-up, the load starting, an earlier slice's moves) is
+    not what the failure followed: a failure before the scenario began is "before the switch".
+    A timeline without any scenario or fault event keeps the events from the first request on."""
+    lo = -math.inf if t0 is None else t0 - SCENARIO_START_SLACK_S
+    late = [e for e in events if e.t >= lo]
+    first = next((k for k, e in enumerate(late) if e.source in (Source.SCENARIO, Source.FAULT)),
+                 None)
+    return late if first is None else late[first:]
+
+
 def failure_classes(tally: Tally, events: Sequence[Event]) -> list[FailureClass]:
     """One class per (outcome, status) in order of first appearance, each placed after the
-    latest event at or before its first failure (``events`` sorted by time)."""
-    times = [e.t for e in events]
+    latest event of the scenario at or before its FIRST failure (``events`` sorted by time).
+
+    Before, every event of the timeline could be that event: a failure 0.2 s into the load
+    read "1.5 s after 'endpoints changed'", an event of the platform's set-up before the load,
+    and looked placed after an event that came later than it. Now the set-up and an earlier
+    slice's events are off the list (``scenario_events``) and such a failure reads "before the
+    switch"."""
+    anchors = scenario_events(events, tally.t0)
+    times = [e.t for e in anchors]
     out = []
     for (outcome, status), c in sorted(tally.classes.items(), key=lambda kv: kv[1].first_t):
         i = bisect.bisect_right(times, c.first_t) - 1
-        ev = events[i] if i >= 0 else None
+        ev = anchors[i] if i >= 0 else None
         pops = tuple(sorted(c.by_population.items(), key=lambda kv: (-kv[1], kv[0])))
+        where = tuple(Where(r, col, x.count, x.first_t, x.last_t) for (r, col), x in
+                      sorted(c.cells.items(), key=lambda kv: (-kv[1].count, kv[1].first_t)))
         out.append(FailureClass(outcome, status, c.count, c.first_t, c.last_t,
                                 ev.name if ev is not None else None,
-                                round(c.first_t - ev.t, 6) if ev is not None else None, ev, pops))
+                                round(c.first_t - ev.t, 6) if ev is not None else None, ev, pops,
+                                where))
     return out
 
 
@@ -216,14 +289,13 @@ def latency_summary(tally: Tally) -> dict[str, dict[str, float | None]]:
 # --------------------------------------------------------------------------------------------
 
 def dropped_requests(f: VerdictFacts) -> list[Reason]:
-    """One reason per class of failed requests, placed after the event that preceded it."""
+    """One reason per class of failed requests: when (after the event of the scenario that
+    preceded its first failure, or before the switch), and where (routes and colours)."""
     out = []
     for c in f.classes:
-        ref_t = c.event.t if c.event is not None else f.tally.t0
-        ref = f"after {describe(c.event)}" if c.event is not None else "after the first request"
-        a, b = c.first_t - ref_t, c.last_t - ref_t  # type: ignore[operator]
-        when = f"at {_dur(a)}" if c.count == 1 or b == a else f"from {_dur(a)} to {_dur(b)}"
-        text = f"{_failure_noun(c.outcome, c.status, c.count)} {when} {ref}"
+        text = f"{_failure_noun(c.outcome, c.status, c.count)} {_failure_when(f, c)}"
+        if c.where:
+            text += f", on {_failure_where(c.where)}"
         kind = KIND_FAIL
         if c.outcome == "keepalive_race":
             text += (" (the server closed a kept-alive connection as a request was sent on it, "
@@ -237,6 +309,57 @@ def dropped_requests(f: VerdictFacts) -> list[Reason]:
                     "reused connection; not a FAIL unless --keepalive-races-fail")
         out.append(Reason(kind, text))
     return out
+
+
+def _failure_when(f: VerdictFacts, c: FailureClass) -> str:
+    """``from 0.2 s to 9.7 s after 'selector patched'``; before the scenario's first event,
+    counted from the first request: ``at 0.5 s after the first request, before the switch``."""
+    ref_t = c.event.t if c.event is not None else f.tally.t0
+    a, b = c.first_t - ref_t, c.last_t - ref_t  # type: ignore[operator]
+    when = (f"at {_dur(a)}" if c.count == 1 or _dur(b) == _dur(a)
+            else f"from {_dur(a)} to {_dur(b)}")
+    if c.event is not None:
+        return f"{when} after {describe(c.event)}"
+    anchors = scenario_events(f.events, f.tally.t0)
+    all_before = not anchors or c.last_t < anchors[0].t
+    return (f"{when} after the first request, "
+            f"{'before' if all_before else 'starting before'} the switch")
+
+
+MAX_ROUTES_NAMED = 3
+
+
+def _failure_where(where: Sequence[Where]) -> str:
+    """``POST /api/payments (green)``; several routes from one colour: ``POST /api/payments
+    30, GET /api/balance 11 (green)``; one route from several: ``POST /api/payments (green 30,
+    blue 2)``; else each route with its colours. Most first; a request with no answer reads
+    "colour unknown: no answer" (only its route is known)."""
+    by_route: dict[str, list[Where]] = {}
+    for w in where:
+        by_route.setdefault(w.route, []).append(w)
+    routes = sorted(by_route.items(), key=lambda kv: -sum(w.count for w in kv[1]))
+    shown, rest = routes[:MAX_ROUTES_NAMED], routes[MAX_ROUTES_NAMED:]
+    more = ""
+    if rest:
+        n = sum(w.count for _, ws in rest for w in ws)
+        more = f", {_n(len(rest), 'more route')} ({n:,})"
+    colours = {w.colour for w in where}
+    if len(colours) == 1:
+        counts = "" if len(routes) == 1 else " "
+        names = ", ".join(route + (f" {sum(w.count for w in ws):,}" if counts else "")
+                          for route, ws in shown)
+        return f"{names}{more} ({_colour_words(next(iter(colours)))})"
+    parts = []
+    for route, ws in shown:
+        cols = ", ".join(f"{_colour_words(w.colour)} {w.count:,}" for w in ws)
+        parts.append(f"{route} ({cols})")
+    return ", ".join(parts) + more
+
+
+def _colour_words(colour: str) -> str:
+    if colour == NO_ANSWER:
+        return "colour unknown: no answer"
+    return "no colour header" if colour == NO_COLOUR else colour
 
 
 def unknown_versions(f: VerdictFacts) -> list[Reason]:
@@ -721,18 +844,35 @@ RULES: tuple[Rule, ...] = (
 
 
 # --------------------------------------------------------------------------------------------
-# The summary lines: the bound on the failure rate, and what a PASS saw
+# The figures (the bound on the failure rate), and what a PASS saw
 # --------------------------------------------------------------------------------------------
 
 def failure_bound(f: VerdictFacts) -> float | None:
     return clopper_pearson_upper(f.tally.failed, f.tally.total, f.policy.confidence)
 
 
-def bound_reason(f: VerdictFacts, upper: float | None) -> list[str]:
+def figures(f: VerdictFacts, upper: float | None) -> list[str]:
+    """The verdict's figures, shown beside its reasons on a PASS and a FAIL alike: how many
+    requests failed and the upper bound on the failure rate. A figure, never a reason: on a
+    FAIL "the failure rate is below 4.2%" would read like an excuse for the failures."""
     if upper is None:
         return []
-    return [f"{_n(f.tally.failed, 'failure')} in {_n(f.tally.total, 'request')}: the failure "
-            f"rate is below {pct_up(upper)} with {f.policy.confidence:.0%} confidence"]
+    t = f.tally
+    seen = f" ({pct(t.failed / t.total)})" if t.failed else ""
+    return [f"{t.failed:,} of {_n(t.total, 'request')} failed{seen}; "
+            f"{f.policy.confidence:.0%} upper bound on the failure rate: {pct_up(upper)}"]
+
+
+def pct(rate: float) -> str:
+    """A rate as a percentage with two significant digits (an observed rate, rounded)."""
+    v = rate * 100.0
+    if v <= 0.0:
+        return "0%"
+    digits = max(0, 1 - math.floor(math.log10(v)))
+    text = f"{v:.{digits}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text + "%"
 
 
 def pass_reasons(f: VerdictFacts) -> list[str]:

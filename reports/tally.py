@@ -26,6 +26,13 @@ NO_VERSION = "(none)"  # an answer without an X-App-Version header
 OTHER_VERSIONS = "(other versions)"
 MAX_VERSION_LABELS = 100  # distinct unknown versions tracked one by one; the rest are pooled
 NO_CUTOVER = Cutover("", "", None, None)
+# Where a failure came from: its route, and the colour that answered it. A request that got no
+# answer (refused, reset, timeout) carries no colour header: which colour it was routed to is
+# unknown, only its route is known.
+NO_ANSWER = "(no answer)"
+NO_COLOUR = "(no colour header)"
+OTHER_ROUTES = "(other routes)"
+MAX_FAILURE_CELLS = 50  # distinct (route, colour) pairs tracked per failure class; the rest pooled
 INFLIGHT_SLOTS_MAX = 1000  # a request longer than 10 s is not spread over slots (timeouts)
 
 
@@ -39,6 +46,7 @@ class Series:
     ok_by_version: dict[str, list[int]]
     failed: list[int]
     p99_ms: list[float | None]
+    t_last: float | None = None         # the last request's t_start: where the last second ends
 
 
 @dataclass
@@ -57,19 +65,60 @@ class Breach:
 
 
 @dataclass
-class FailureTally:
-    """One class of failed requests (same outcome and status): count, first and last seen, and
-    how many each client population lost."""
+class Cell:
+    """Failed requests of one class on one route from one colour: count, first and last seen."""
 
     count: int
     first_t: float
     last_t: float
-    by_population: dict[str, int] = field(default_factory=dict)
 
     def add(self, seen: float) -> None:
         self.count += 1
         self.first_t = min(self.first_t, seen)
         self.last_t = max(self.last_t, seen)
+
+
+@dataclass
+class FailureTally:
+    """One class of failed requests (same outcome and status): count, first and last seen, how
+    many each client population lost, and where they came from (route and colour, bounded)."""
+
+    count: int
+    first_t: float
+    last_t: float
+    by_population: dict[str, int] = field(default_factory=dict)
+    cells: dict[tuple[str, str], Cell] = field(default_factory=dict)  # (route, colour) -> ...
+
+    def add(self, seen: float) -> None:
+        self.count += 1
+        self.first_t = min(self.first_t, seen)
+        self.last_t = max(self.last_t, seen)
+
+    def add_cell(self, route: str, colour: str, seen: float) -> None:
+        key = (route, colour)
+        cell = self.cells.get(key)
+        if cell is None and len(self.cells) >= MAX_FAILURE_CELLS:
+            key = (OTHER_ROUTES, colour)
+            cell = self.cells.get(key)
+        if cell is None:
+            self.cells[key] = Cell(1, seen, seen)
+        else:
+            cell.add(seen)
+
+
+def route_label(r: LedgerRecord) -> str:
+    """``POST /api/payments``: the method and the route name the load gave the request."""
+    return f"{r.method} {r.route}".strip() or "?"
+
+
+def colour_label(r: LedgerRecord) -> str:
+    """The colour that answered (its X-App-Color header); an answer without that header is
+    named by its version; a request with no answer has no known colour."""
+    if not r.status and not r.version and not r.color:
+        return NO_ANSWER
+    if r.color:
+        return r.color
+    return f"version {r.version}" if r.version else NO_COLOUR
 
 
 @dataclass
@@ -149,6 +198,7 @@ class Tally:
         self.total = 0
         self.failed = 0
         self.t0: float | None = None
+        self.t_last: float | None = None
         self.by_outcome: dict[str, int] = {}
         self.classes: dict[tuple[str, int], FailureTally] = {}
         self.served: dict[str, int] = {}
@@ -181,6 +231,8 @@ class Tally:
         self.total += 1
         if self.t0 is None or t < self.t0:
             self.t0 = t
+        if self.t_last is None or t > self.t_last:
+            self.t_last = t
         seg = self.segment(t)
         phase = self.phase(seg, t)
         if phase == "during":
@@ -235,6 +287,7 @@ class Tally:
             cls.add(seen)
         label = r.population or "-"
         cls.by_population[label] = cls.by_population.get(label, 0) + 1
+        cls.add_cell(route_label(r), colour_label(r), seen)
 
     def _add_population(self, r: LedgerRecord, ok: bool) -> None:
         pop = self.populations.get(r.population or "-")
@@ -303,6 +356,7 @@ class Tally:
                            for v in versions},
             failed=[self.seconds[s].failed for s in secs],
             p99_ms=[round3(self.seconds[s].hist.quantile(0.99)) for s in secs],
+            t_last=self.t_last,
         )
 
 

@@ -7,8 +7,9 @@ call. No I/O, no clock, no processes: everything it needs is an argument.
 
 Outcomes (Argo's Successful / Failed / Error): PASS, FAIL, INCONCLUSIVE ("could not measure").
 FAIL wins over INCONCLUSIVE (a failure is a fact even under short load), which wins over PASS.
-The reasons read: the FAIL causes, then the inconclusive ones, then the bound on the failure
-rate, then notes (the readiness lint); a PASS opens with the bound and what it saw.
+The reasons read: the FAIL causes, then the inconclusive ones, then notes (the readiness lint);
+a PASS gives what it saw. The upper bound on the failure rate is no reason but a figure
+(``Verdict.figures``, and ``bound_95`` in the JSON): on a FAIL it would read like an excuse.
 
 Latency percentiles are nearest-rank and exact up to ``Policy.exact_quantile_cap`` ok requests
 per phase; past that a log-bucket histogram with <= 1% relative error takes over. Per-second p99
@@ -25,7 +26,7 @@ from zerodrop.records.results import Cutover, DataCheck, LoadTarget, ScenarioFac
 from zerodrop.records.results import MoneyCheck
 from zerodrop.reports.rules import (KIND_FAIL, KIND_INCONCLUSIVE, KIND_NOTE, RULES,
                                     FailureClass, Policy, Reason, Rule, VerdictFacts,
-                                    bound_reason, failure_bound, failure_classes,
+                                    failure_bound, failure_classes, figures,
                                     latency_summary, pass_reasons)
 from zerodrop.reports.tally import NO_VERSION, PHASES, Series, SwitchTally, Tally
 
@@ -56,6 +57,9 @@ class Verdict:
     switches: list[dict[str, Any]] = field(default_factory=list)  # one ``switch`` per cutover
     money: dict[str, Any] | None = None  # the money check, when this verdict judged money
     populations: dict[str, dict[str, Any]] = field(default_factory=dict)  # per client population
+    # what the verdict measured, beside its reasons (the bound on the failure rate): shown on a
+    # PASS and a FAIL alike, never a cause
+    figures: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:  # short: pytest prints it under every failed assertion
         return (f"Verdict({self.verdict}, {self.requests_total:,} requests, "
@@ -66,17 +70,19 @@ class Verdict:
         return self.verdict == PASS
 
     def summary(self) -> str:
-        """The verdict and its reasons, one per line: the message a test asserts with (the
-        Allure categories match against it)."""
+        """The verdict and its reasons, one per line, then its figures on one line: the message a
+        test asserts with (the Allure categories match against it)."""
         head = f"zero-downtime verdict: {self.verdict}"
         if self.scenario:
             head += f" ({self.scenario})"
-        return "\n".join([head] + [f"- {r}" for r in self.reasons])
+        tail = [f"figures: {'; '.join(self.figures)}"] if self.figures else []
+        return "\n".join([head] + [f"- {r}" for r in self.reasons] + tail)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "verdict": self.verdict,
             "reasons": list(self.reasons),
+            "figures": list(self.figures),
             "requests_total": self.requests_total,
             "requests_failed": self.requests_failed,
             "failures_by_outcome": dict(self.failures_by_outcome),
@@ -132,7 +138,7 @@ class Judge:
                          self.facts.faults, self.facts.readiness_findings,
                          money if money is not None else MoneyCheck())
         upper = failure_bound(f)
-        outcome, reasons = assemble([r for rule in self.rules for r in rule(f)], f, upper)
+        outcome, reasons = assemble([r for rule in self.rules for r in rule(f)], f)
         return _verdict(f, outcome, reasons, upper, scenario)
 
 
@@ -149,21 +155,19 @@ def judge(records: Iterable[LedgerRecord], timeline: Sequence[Event],
     return j.finish(timeline, data, load, scenario=scenario, money=money)
 
 
-def assemble(reasons: Sequence[Reason], f: VerdictFacts,
-             upper: float | None) -> tuple[str, list[str]]:
+def assemble(reasons: Sequence[Reason], f: VerdictFacts) -> tuple[str, list[str]]:
     """The outcome and its reasons in reading order: FAIL causes first (a stable sort keeps
-    the rules' order within a kind), then inconclusive ones, the bound, then notes; a PASS
-    opens with the bound and what it saw."""
+    the rules' order within a kind), then inconclusive ones, then notes; a PASS gives what it
+    saw, then notes. The bound on the failure rate is not among them (``figures``)."""
     causes = sorted((r for r in reasons if r.kind != KIND_NOTE), key=lambda r: r.kind != KIND_FAIL)
     notes = [r.text for r in reasons if r.kind == KIND_NOTE]
-    bound = bound_reason(f, upper)
     if any(r.kind == KIND_FAIL for r in causes):
         outcome = FAIL
     elif any(r.kind == KIND_INCONCLUSIVE for r in causes):
         outcome = INCONCLUSIVE
     else:
-        return PASS, bound + pass_reasons(f) + notes
-    return outcome, [r.text for r in causes] + bound + notes
+        return PASS, pass_reasons(f) + notes
+    return outcome, [r.text for r in causes] + notes
 
 
 def _verdict(f: VerdictFacts, outcome: str, reasons: list[str], upper: float | None,
@@ -189,7 +193,8 @@ def _verdict(f: VerdictFacts, outcome: str, reasons: list[str], upper: float | N
               "saturated": f.load.saturated, "shortfall": f.load.shortfall,
               "scheduled": f.load.scheduled, "late": f.load.late,
               "missed_cap": f.load.missed_cap, "max_inflight": f.load.max_inflight},
-        bound_95={"failure_rate_upper": upper},
+        bound_95={"failure_rate_upper": upper, "failed": t.failed, "requests": t.total,
+                  "confidence": f.policy.confidence},
         failure_classes=f.classes,
         requests_in_window=sum(sw.in_window for sw in t.switches),
         scenario=scenario,
@@ -198,6 +203,7 @@ def _verdict(f: VerdictFacts, outcome: str, reasons: list[str], upper: float | N
         switches=switches,
         money=_money_dict(f.money) if f.money.judged else None,
         populations={k: p.as_dict() for k, p in sorted(t.populations.items()) if k != "-"},
+        figures=figures(f, upper),
     )
 
 

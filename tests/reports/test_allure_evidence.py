@@ -173,4 +173,4 @@ def test_attachments_land_on_the_allure_test(pytester, tmp_path, monkeypatch, vi
     assert json.loads((results / by_name["verdict.json"]["source"]).read_text())["verdict"] == "PASS"
     if via == "proof":
         text = (results / by_name["verdict"]["source"]).read_text()
-        assert text.startswith("switch: PASS\n- 0 failures in 3,000 requests")
+        assert text.startswith("switch: PASS\n- cutover seen: old version 1.0.0")

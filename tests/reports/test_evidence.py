@@ -29,13 +29,16 @@ def failing_verdict():
 
 def test_json_has_the_verdict_shape_plus_the_timeline(tmp_path):
     v = failing_verdict()
-    paths = write_evidence(v, timeline(), tmp_path, "switch", tmp_path / "ledger.jsonl")
-    assert paths.json == tmp_path / "switch.json"
+    ledger = tmp_path / "load" / "ledger.jsonl"
+    ledger.parent.mkdir()
+    ledger.write_text('{"t_start": 1}\n')
+    paths = write_evidence(v, timeline(), tmp_path / "out", "switch", ledger)
+    assert paths.json == tmp_path / "out" / "switch.json"
     doc = json.loads(paths.json.read_text())
-    assert set(doc) == {"verdict", "reasons", "requests_total", "requests_failed",
+    assert set(doc) == {"verdict", "reasons", "figures", "requests_total", "requests_failed",
                         "failures_by_outcome", "served_by_version", "switch", "latency_ms",
                         "integrity", "load", "bound_95", "failure_classes", "faults", "scenario",
-                        "timeline", "ledger"}
+                        "timeline", "run", "ledger", "ledger_file"}
     assert {k: doc[k] for k in v.to_dict()} == json.loads(json.dumps(v.to_dict()))
     assert doc["verdict"] == "FAIL" and doc["requests_failed"] == 30
     assert [e["name"] for e in doc["timeline"]][:2] == ["load started", "deploy green"]
