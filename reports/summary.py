@@ -28,6 +28,7 @@ def summary_of(proof: Any) -> dict[str, Any]:
         "requests_failed": v["requests_failed"],
         "failure_rate_upper": (v.get("bound_95") or {}).get("failure_rate_upper"),
         "reasons": list(v["reasons"]),
+        "figures": list(v.get("figures") or []),
         "evidence": {k: str(p) for k, p in sorted(proof.evidence.items()) if p},
     }
 
@@ -45,10 +46,7 @@ def _pct(rate: float | None) -> str:
 
 
 def _count_line(p: dict[str, Any]) -> str:
-    line = f"{p['requests_total']:,} requests judged, {p['requests_failed']:,} failed"
-    if p.get("failure_rate_upper") is not None:
-        line += f" (failure rate below {_pct(p['failure_rate_upper'])}, 95% confidence)"
-    return line
+    return f"{p['requests_total']:,} requests judged, {p['requests_failed']:,} failed"
 
 
 def terminal_lines(proofs: list[dict[str, Any]]) -> list[str]:
@@ -63,6 +61,7 @@ def terminal_lines(proofs: list[dict[str, Any]]) -> list[str]:
         out += [f"  - {r}" for r in reasons[:MAX_REASONS]]
         if len(reasons) > MAX_REASONS:
             out.append(f"  - ... {len(reasons) - MAX_REASONS} more in the evidence")
+        out += [f"  figures: {f}" for f in p.get("figures", [])]
         ev = p["evidence"]
         if ev.get("html"):
             extra = ", ".join(f"{k} {Path(v).name}" for k, v in ev.items() if k != "html")
@@ -77,7 +76,7 @@ def markdown(proofs: list[dict[str, Any]], exitstatus: int) -> str:
     if not proofs:
         lines.append("No zero-downtime proof ran in this job.")
         return "\n".join(lines) + "\n"
-    lines += ["| proof | verdict | requests | failed | failure rate (95% bound) | evidence |",
+    lines += ["| proof | verdict | requests | failed | failure rate, 95% upper bound | evidence |",
               "|---|---|---:|---:|---|---|"]
     for p in proofs:
         ev = p["evidence"].get("html", "")
@@ -89,6 +88,7 @@ def markdown(proofs: list[dict[str, Any]], exitstatus: int) -> str:
         if p["scenario_failure"]:
             lines.append(f"- scenario: {p['scenario_failure']}")
         lines += [f"- {r}" for r in p["reasons"]]
+        lines += [f"- figures: {f}" for f in p.get("figures", [])]
     return "\n".join(lines) + "\n"
 
 

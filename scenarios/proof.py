@@ -53,6 +53,9 @@ class ProofSettings:
     token: str = "test-token"
     policy: Policy = field(default_factory=Policy)
     show_progress: bool = True
+    # the run the evidence names (target, command, commit, date, run_id, run_started...);
+    # None: reports.evidence.run_context computes what it can
+    run_context: dict | None = None
 
     def validate(self) -> None:
         if self.baseline_s < 0 or self.tail_s < 0:
@@ -98,6 +101,7 @@ class Proof:
         if not self.scenario.ok:
             lines.append(f"scenario: {self.scenario.failure}")
         lines += [f"- {r}" for r in self.verdict.reasons]
+        lines += [f"figures: {f}" for f in self.verdict.figures]
         lines.append(f"evidence: {self.evidence.get('html', '')}")
         return "\n".join(lines)
 
@@ -260,7 +264,8 @@ class Slice:
                                profile=settings.service)
         verdict = self.judge.finish(timeline, data, load.load_target(), scenario=self.name,
                                     money=money)
-        evidence = write_evidence(verdict, timeline, out_dir, self.name, load.ledger_path)
+        evidence = write_evidence(verdict, timeline, out_dir, self.name, load.ledger_path,
+                                  context=settings.run_context)
         return Proof(self.name, verdict, self.result, load, data, evidence, timeline,
                      money if money is not None else MoneyCheck())
 

@@ -10,6 +10,7 @@ def proof(name="switch-under-load", verdict="PASS", failed=0, reasons=(), failur
     return {"name": name, "verdict": verdict, "scenario_failure": failure,
             "requests_total": 2300, "requests_failed": failed, "failure_rate_upper": 0.0013,
             "reasons": list(reasons),
+            "figures": [f"{failed} of 2,300 requests failed; 95% upper bound on the failure rate: 0.13%"],
             "evidence": {"html": f"/out/{name}.html", "json": f"/out/{name}.json"}}
 
 
@@ -26,11 +27,14 @@ def test_only_inconclusive_proofs_make_the_inconclusive_exit():
 def test_the_terminal_block_says_verdict_counts_causes_and_evidence():
     lines = terminal_lines([proof(), proof("rollback-under-load", "FAIL", 41,
                                            ["dropped: 41 HTTP 500 answers", "data loss: 2 missing"])])
-    assert lines[0] == ("switch-under-load: PASS  2,300 requests judged, 0 failed (failure rate "
-                        "below 0.13%, 95% confidence)")
-    assert lines[1] == "  evidence: /out/switch-under-load.html (json switch-under-load.json)"
-    assert lines[2].startswith("rollback-under-load: FAIL  2,300 requests judged, 41 failed")
-    assert lines[3:5] == ["  - dropped: 41 HTTP 500 answers", "  - data loss: 2 missing"]
+    assert lines[0] == "switch-under-load: PASS  2,300 requests judged, 0 failed"
+    assert lines[1] == ("  figures: 0 of 2,300 requests failed; 95% upper bound on the failure "
+                        "rate: 0.13%")  # a figure, after the causes: never read as an excuse
+    assert lines[2] == "  evidence: /out/switch-under-load.html (json switch-under-load.json)"
+    assert lines[3] == "rollback-under-load: FAIL  2,300 requests judged, 41 failed"
+    assert lines[4:7] == ["  - dropped: 41 HTTP 500 answers", "  - data loss: 2 missing",
+                          "  figures: 41 of 2,300 requests failed; 95% upper bound on the failure "
+                          "rate: 0.13%"]
 
 
 def test_a_long_list_of_reasons_is_cut_with_a_count():
@@ -49,5 +53,5 @@ def test_the_markdown_summary_has_the_overall_outcome_a_table_and_each_proofs_re
                                      reasons=["inconclusive: the load reached 13%"])], INCONCLUSIVE)
     assert text.startswith("## zerodrop: INCONCLUSIVE\n")
     assert "| switch-under-load | ✅ PASS | 2,300 | 0 | < 0.13% | `/out/switch-under-load.html` |" in text
-    assert "### rollback-under-load: INCONCLUSIVE\n\n- inconclusive: the load reached 13%" in text
+    assert "### rollback-under-load: INCONCLUSIVE\n\n- inconclusive: the load reached 13%\n- figures: " in text
     assert markdown([], 0).startswith("## zerodrop: PASS\n\nNo zero-downtime proof ran")
