@@ -147,7 +147,9 @@ def watch_command(args: Sequence[str]) -> list[str]:
 
 
 def report_command() -> list[str]:
-    """The command line ``zerodrop report`` runs: the shipped build_html.sh, under bash."""
+    """The command line ``zerodrop report`` runs: the shipped build_html.sh, under bash. It
+    writes one self-contained index.html (it opens from disk), takes the verdict from
+    reports/out/verdicts.json beside the results and extends reports/out/allure-history.jsonl."""
     import zerodrop.reports
     script = Path(zerodrop.reports.__file__).resolve().parent / "build_html.sh"
     return ["bash", str(script), str(RESULTS_DIR), str(REPORT_DIR)]
@@ -202,7 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _usage_error(f"report takes no arguments, got {' '.join(rest)}")
         code = _run(report_command())
         if code == 0:
-            print(f"zerodrop: report written to {REPORT_DIR / 'index.html'}")
+            print(f"zerodrop: report written to {REPORT_DIR / 'index.html'} "
+                  "(one file: open it from disk)")
         return code
     return _usage_error(f"unknown command '{ns.command}'; use verify, watch or report")
 

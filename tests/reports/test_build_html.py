@@ -12,10 +12,23 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
                           env=env, timeout=60)
 
 
-def test_usage_error_is_one_line_exit_4():
+USAGE = "build_html: usage: reports/build_html.sh RESULTS_DIR OUT_DIR [VERDICTS_JSON]\n"
+
+
+def test_usage_error_is_one_line_exit_4(tmp_path):
     p = run()
     assert p.returncode == 4
-    assert p.stderr == "build_html: usage: reports/build_html.sh RESULTS_DIR OUT_DIR\n"
+    assert p.stderr == USAGE
+    p = run(str(tmp_path), str(tmp_path / "out"), str(tmp_path / "v.json"), "extra")
+    assert (p.returncode, p.stderr) == (4, USAGE)
+
+
+def test_a_named_verdicts_file_that_is_missing_is_a_usage_error(tmp_path):
+    (tmp_path / "results").mkdir()
+    p = run(str(tmp_path / "results"), str(tmp_path / "out"), str(tmp_path / "verdicts.json"))
+    assert p.returncode == 4
+    assert p.stderr == f"build_html: no verdicts file at {tmp_path / 'verdicts.json'}\n"
+    assert not (tmp_path / "out").exists()
 
 
 def test_missing_results_dir_names_the_fix(tmp_path):
