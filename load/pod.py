@@ -5,7 +5,7 @@ ledger in a directory and answers these commands::
 
     python -m zerodrop.load.pod run --dir D --linger S -- <locust args>   # the container's command
     python -m zerodrop.load.pod progress --dir D    # the progress files, one JSON line each
-    python -m zerodrop.load.pod stop --dir D [--timeout T]   # SIGTERM Locust, wait for it; its exit code
+    python -m zerodrop.load.pod stop --dir D [--timeout T] [--grace G]   # SIGTERM Locust, wait; its exit code
     python -m zerodrop.load.pod dump --dir D        # every ledger file, each after a '### name' line
     python -m zerodrop.load.pod clock               # time.time() here (the harness measures the offset)
 
@@ -13,6 +13,10 @@ ledger in a directory and answers these commands::
 Locust, records its exit code in D/exit, and then lingers until the harness has dumped the
 ledger (D/collected) or ``--linger`` seconds have passed, so the pod does not take the ledger
 with it when it ends.
+
+``stop --grace G`` first waits up to G seconds for Locust to end by itself: a distributed
+run's worker pod ends when its master's quit message arrives, after its requests in flight
+ended; only one that missed it gets SIGTERM (as ``load.runner.LoadRun.stop`` does locally).
 """
 from __future__ import annotations
 
@@ -78,8 +82,13 @@ def progress(directory: Path) -> list[ProcessProgress]:
     return read_progress(directory)
 
 
-def stop(directory: Path, timeout: float) -> str:
+def stop(directory: Path, timeout: float, grace: float = 0.0) -> str:
+    """Locust's exit code once it ended: after ``grace`` s of waiting for it to end by
+    itself, SIGTERM, then up to ``timeout`` s more; "-9" when it had to be killed."""
     pid_file = directory / "locust.pid"
+    grace_end = time.monotonic() + grace
+    while not (directory / "exit").exists() and time.monotonic() < grace_end:
+        time.sleep(0.1)
     if pid_file.exists() and not (directory / "exit").exists():
         try:
             os.kill(int(pid_file.read_text()), signal.SIGTERM)
@@ -120,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--dir", type=Path, required=True)
         if name == "stop":
             p.add_argument("--timeout", type=float, default=20.0)
+            p.add_argument("--grace", type=float, default=0.0)
     sub.add_parser("clock")
     a = parser.parse_args(argv)
     if a.cmd == "run":
@@ -129,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         for p in progress(a.dir):
             print(p.to_json())
     elif a.cmd == "stop":
-        print(stop(a.dir, a.timeout))
+        print(stop(a.dir, a.timeout, a.grace))
     elif a.cmd == "dump":
         dump(a.dir, sys.stdout)
     else:

@@ -46,7 +46,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="zero_downtime: the load generator's concurrency cap per process; arrivals "
                      "beyond it are skipped and counted (default 400)")
     g.addoption("--load-workers", type=int, default=0,
-                help="zero_downtime: Locust worker processes (default 0: one process)")
+                help="zero_downtime: Locust worker processes besides a master (default 0: one "
+                     "process); with --load-from cluster, a master pod and N worker pods "
+                     "(20m CPU each) in the platform's namespace")
     g.addoption("--baseline", type=float, default=2.0,
                 help="zero_downtime: seconds of load before the switch starts (default 2)")
     g.addoption("--tail", type=float, default=2.0,

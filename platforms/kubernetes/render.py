@@ -30,7 +30,6 @@ MANIFESTS = Path(_service.__file__).resolve().parent / "manifests"
 DEFAULT_OVERLAY = MANIFESTS / "overlays" / "kind"
 REFERENCE_SECRET = "payment-service"  # the reference service's own Secret (its tokens)
 TOKEN_SECRET = "zerodrop-token"        # the run's token, for any service and the load pods
-APP = "payment-service"  # TEMPORARY: load_job.py's, until it reads platform.layout
 
 
 def kubectl_binary() -> str:
