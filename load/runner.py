@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import urlsplit
@@ -378,6 +378,10 @@ class LoadRun(GeneratorRun):
         demand = self._cpu_share()
         head = [p for p in self._procs if p.role != "worker"]
         workers = [p for p in self._procs if p.role == "worker"]
+        # a worker that ended while its master still ran took its share of the schedule (and
+        # its unflushed ledger lines) with it: never a silent pass
+        lost = [(f"worker-{i}", p.popen.returncode) for i, p in enumerate(workers)
+                if p.popen.poll() is not None] if all(h.popen.poll() is None for h in head) else []
         for p in head:
             _signal(p.popen, signal.SIGTERM)
         deadline = time.monotonic() + timeout
@@ -396,7 +400,13 @@ class LoadRun(GeneratorRun):
         merged = merge_ledgers(self.ledger_dir)
         last = self.progress()
         cpu_warning = any("CPU usage above" in line for line in log_tail) or last.saturated
-        self.result = _result(merged, self.plan, exit_code, log_tail, killed, cpu_warning, demand, last)
+        result = _result(merged, self.plan, exit_code, log_tail, killed, cpu_warning, demand, last)
+        if lost:
+            named = ", ".join(f"{tag} (exited with {code} while the master ran)" for tag, code in lost)
+            why = f"lost load worker{'s' if len(lost) > 1 else ''} {named}: the ledger is incomplete"
+            result = replace(result, saturated=True, shortfall=result.shortfall or "lost",
+                             detail="; ".join(d for d in (why, result.detail) if d))
+        self.result = result
         return self.result
 
     def _cpu_share(self) -> float | None:

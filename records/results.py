@@ -85,7 +85,8 @@ class LoadTarget:
     achieved_rps: float
     saturated: bool = False  # the generator could not keep its schedule (its numbers are suspect)
     detail: str = ""
-    shortfall: str = ""      # why: "cap" (its concurrency cap) or "cpu" (its own CPU); "" kept it
+    shortfall: str = ""      # why: "cap" (its concurrency cap), "cpu" (its own CPU) or "lost" (a
+                             # worker process or pod died mid-run); "" kept it
     scheduled: int = 0       # arrivals the open-model schedule planned
     late: int = 0            # of those, started more than 0.2 s after their planned time
     missed_cap: int = 0      # of those, never sent: the concurrency cap was reached

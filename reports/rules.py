@@ -522,11 +522,13 @@ def load_short(f: VerdictFacts) -> list[Reason]:
 
 def generator_saturated(f: VerdictFacts) -> list[Reason]:
     """The generator could not keep its own schedule; the reason names which limit it hit
-    (its concurrency cap, or its own CPU). A slow service is never this: an open model keeps
-    starting requests on schedule, and the slowness shows as latency."""
+    (its concurrency cap, its own CPU, or a worker process or pod it lost). A slow service is
+    never this: an open model keeps starting requests on schedule, and the slowness shows as
+    latency."""
     if not f.load.saturated:
         return []
-    why = {"cap": "its concurrency cap", "cpu": "its own CPU"}.get(f.load.shortfall, "its own CPU")
+    why = {"cap": "its concurrency cap", "cpu": "its own CPU",
+           "lost": "it lost a load worker"}.get(f.load.shortfall, "its own CPU")
     return [Reason(KIND_INCONCLUSIVE,
                    f"inconclusive: the load generator could not keep its schedule ({why}), so its "
                    "timings and rate are suspect" + (f": {f.load.detail}" if f.load.detail else ""))]

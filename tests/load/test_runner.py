@@ -255,3 +255,24 @@ def test_ledger_and_progress_follow_a_blue_green_switch(tmp_path: Path):
     first_green = min(r.t_start for r in records if r.color == "green")
     assert first_green < max(r.t_start for r in records) and last_blue < max(r.t_end for r in records)
     assert processes_mentioning(str(led)) == []
+
+
+def test_a_worker_that_dies_mid_run_is_named_and_makes_the_run_suspect(replica, tmp_path: Path):
+    """Negative control: one of two Locust workers is SIGKILLed while the master runs. Its share
+    of the schedule and its unflushed ledger lines are gone; the result must say so (the verdict
+    then cannot PASS), never report the rest as a complete run."""
+    import signal as signals
+    led = tmp_path / "ledger"
+    with LoadRun(LoadPlan(host=replica.url, users=4, rate=60, max_duration=60, workers=2, ledger_dir=led,
+                          mix={"health": 1, "balance": 1})) as run:
+        run.start(ready_timeout=40)
+        wait_until(lambda: run.progress().requests >= 60, 20, "60 requests from the workers")
+        victim = [p for p in run._procs if p.role == "worker"][1]
+        os.kill(victim.popen.pid, signals.SIGKILL)
+        victim.popen.wait(timeout=10)
+        time.sleep(0.5)
+        result = run.stop()
+    assert result.saturated and result.shortfall == "lost", result
+    assert result.detail.startswith("lost load worker worker-1 (exited with -9 while the master ran)"), \
+        result.detail
+    assert processes_mentioning(str(led)) == []
