@@ -2,8 +2,8 @@
 CI job summary), and an exit code that tells a weak run from a drop.
 
 Each proof test hands its verdict's summary (reports/summary.py) over through the ``zd_judged``
-fixture; it travels in the test report's ``user_properties``, so that it reaches the pytest controller
-from xdist workers too. The controller collects them (``pytest_runtest_logreport``), prints one
+fixture; it travels as an attribute of the test's call report, so that it reaches the pytest
+controller from xdist workers too (and stays out of the JUnit XML). The controller collects them (``pytest_runtest_logreport``), prints one
 block per proof at the end (``pytest_terminal_summary``), writes ``summary.md`` beside the
 evidence and to ``$GITHUB_STEP_SUMMARY`` when set, and, when every failed test of the run is a
 proof whose verdict is INCONCLUSIVE, exits with ``INCONCLUSIVE`` (6) instead of 1.
@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 import pytest
 
-from zerodrop.reports.summary import (INCONCLUSIVE, PROPERTY, exit_status, terminal_lines,
+from zerodrop.reports.summary import (INCONCLUSIVE, PROPERTY_ATTR, exit_status, terminal_lines,
                                       write_markdown)
 
 proofs_key = pytest.StashKey[list]()
@@ -29,12 +29,25 @@ class Collector:
         self.config = config
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        proofs = [dict(v) for k, v in report.user_properties if k == PROPERTY]
+        proof = getattr(report, PROPERTY_ATTR, None)
+        proofs = [dict(proof)] if proof else []
         if report.when == "call":
             self.config.stash[proofs_key].extend(proofs)
         if report.failed:
             verdict = proofs[0]["verdict"] if proofs and not proofs[0]["scenario_failure"] else ""
             self.config.stash[failed_key][report.nodeid] = verdict
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    """The call report carries the proof's summary the test left on its item: an attribute of
+    the report (pytest serialises a report's attributes for xdist), not a user property, so it
+    reaches the controller but stays out of the JUnit XML."""
+    report = yield
+    proof = getattr(item, PROPERTY_ATTR, None)
+    if proof is not None and report.when == "call":
+        setattr(report, PROPERTY_ATTR, proof)
+    return report
 
 
 @pytest.hookimpl(tryfirst=True)  # before junitxml's own pytest_configure reads --junitxml

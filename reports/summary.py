@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-PROPERTY = "zerodrop.proof"  # the user_properties key a proof's summary travels under
+PROPERTY_ATTR = "zerodrop_proof"  # the item/report attribute a proof's summary travels in
 INCONCLUSIVE = 6          # only INCONCLUSIVE proofs failed: a weak run, retry it (not a drop)
 MAX_REASONS = 8
 
