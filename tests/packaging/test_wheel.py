@@ -35,6 +35,8 @@ VERSION = PYPROJECT["project"]["version"]
 DIST_INFO = f"zerodrop-{VERSION}.dist-info"
 MUST_SHIP = [
     "zerodrop/payment_service/manifests/overlays/kind/kustomization.yaml",
+    "zerodrop/payment_service/monitoring/alert-rules.yaml",
+    "zerodrop/payment_service/monitoring/dashboard.json",
     "zerodrop/suites/custom/payment-service.checks.toml",
     "zerodrop/load/locustfile.py",
     "zerodrop/reports/build_html.sh",
