@@ -43,7 +43,12 @@ POD_DIR = "/ledger"
 POD_LOCUSTFILE = f"/harness/zerodrop/load/{LOCUSTFILE.name}"
 CONTAINER = "locust"
 MASTER_PORT = 5557
-CPU_REQUEST_M = 20  # millicores per load pod: a 2-core kind node must fit a master and workers
+# CPU requested per load pod, in millicores. A pod that sends requests asks for a share that
+# keeps its schedule when the node is busy (its CPU weight follows its request: at 20m a busy
+# 2-core node starved the generator, and its own lag showed as a p99 "latency regression");
+# the master sends nothing and asks for little. Four workers and a master fit a 2-core kind node.
+SENDER_CPU_M = 100
+MASTER_CPU_M = 20
 LINGER_S = 300
 EXPECT_WORKERS_S = 30  # the master gives up (and exits) when its workers have not all joined
 LOAD_LABEL = "zerodrop.io/load"        # the run's name, on every object of one load run
@@ -181,15 +186,14 @@ def cpu_millis(quantity: str) -> int:
 def check_fits(workers: int, free_m: int) -> None:
     """One line when the run's pods cannot all be placed: ``free_m`` millicores of CPU are
     unrequested on the nodes the load pods may run on."""
-    pods = len(expected_pods(workers))
-    need = pods * CPU_REQUEST_M
+    need = workers * SENDER_CPU_M + MASTER_CPU_M if workers else SENDER_CPU_M
     if need <= free_m:
         return
-    most = free_m // CPU_REQUEST_M - 1
+    most = (free_m - MASTER_CPU_M) // SENDER_CPU_M
     fix = f"use --load-workers {most} or fewer" if most >= 1 else "free CPU on the nodes"
     raise LoadError(f"load workers: {workers} worker(s) and a master need {need}m CPU "
-                    f"({pods} pods x {CPU_REQUEST_M}m) but the cluster's schedulable nodes have "
-                    f"only {free_m}m unrequested; {fix}")
+                    f"({workers} x {SENDER_CPU_M}m + {MASTER_CPU_M}m) but the cluster's "
+                    f"schedulable nodes have only {free_m}m unrequested; {fix}")
 
 
 class ClusterLoadRun(GeneratorRun):
@@ -317,6 +321,7 @@ class ClusterLoadRun(GeneratorRun):
         args = ["run", "--dir", POD_DIR, "--linger", str(LINGER_S), "--host", self.plan.host,
                 "--", *locust]
         labels = self._labels(role)
+        cpu_m = MASTER_CPU_M if role == "master" else SENDER_CPU_M
         job = {
             "apiVersion": "batch/v1", "kind": "Job",
             "metadata": {"name": name, "labels": labels},
@@ -336,7 +341,7 @@ class ClusterLoadRun(GeneratorRun):
                             "env": self._env(role),
                             "ports": [{"containerPort": MASTER_PORT}] if role == "master" else [],
                             "volumeMounts": [{"name": "ledger", "mountPath": POD_DIR}],
-                            "resources": {"requests": {"cpu": f"{CPU_REQUEST_M}m",
+                            "resources": {"requests": {"cpu": f"{cpu_m}m",
                                                        "memory": "128Mi"}},
                         }],
                         "volumes": [{"name": "ledger", "emptyDir": {}}],
@@ -411,7 +416,7 @@ class ClusterLoadRun(GeneratorRun):
                 why = f"unschedulable, {unschedulable}"
                 if time.monotonic() - unschedulable_since > UNSCHEDULABLE_S:
                     raise LoadError(f"the load pods cannot be scheduled ({unschedulable.strip()}); "
-                                    f"each asks for {CPU_REQUEST_M}m CPU: free CPU on the nodes"
+                                    f"each that sends asks for {SENDER_CPU_M}m CPU: free CPU on the nodes"
                                     + (" or use fewer --load-workers" if self.workers else ""))
             else:
                 unschedulable_since = None

@@ -131,7 +131,7 @@ def test_workers_lost_mid_run_are_named_and_keep_the_verdict_from_pass(platform,
 
 
 def test_more_workers_than_the_cluster_can_hold_is_one_line_and_creates_nothing(platform, tmp_path):
-    """Bad input: 500 worker pods of 20m CPU each do not fit a 2-core kind node; the run
+    """Bad input: 500 worker pods of 100m CPU each do not fit a 2-core kind node; the run
     refuses before it creates anything, in one line that names the fix."""
     with pytest.raises(LoadError) as err:
         with ClusterLoadRun(platform, plan(platform, tmp_path / "ledger", workers=500),
@@ -139,7 +139,7 @@ def test_more_workers_than_the_cluster_can_hold_is_one_line_and_creates_nothing(
             run.start()
     message = str(err.value)
     assert "\n" not in message and "use --load-workers" in message, message
-    assert re.search(r"500 worker\(s\) and a master need 10020m CPU", message), message
+    assert re.search(r"500 worker\(s\) and a master need 50020m CPU", message), message
     assert not load_objects(platform, run.job)
 
 

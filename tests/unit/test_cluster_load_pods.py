@@ -10,7 +10,7 @@ import pytest
 
 from zerodrop.load.ledger import merge_ledgers
 from zerodrop.load.runner import LoadError, LoadResult
-from zerodrop.platforms.kubernetes.load_job import (CPU_REQUEST_M, LoadPod, check_fits,
+from zerodrop.platforms.kubernetes.load_job import (MASTER_CPU_M, SENDER_CPU_M, LoadPod, check_fits,
                                                     clock_offset, collect_ledger, cpu_millis,
                                                     expected_pods, local_ledger_name,
                                                     node_offsets, with_lost)
@@ -93,12 +93,13 @@ def test_cpu_quantities_in_millicores(quantity, millis):
 
 
 def test_workers_that_do_not_fit_the_free_cpu_are_refused_in_one_line():
-    check_fits(2, 3 * CPU_REQUEST_M)  # a master and two workers fit exactly
+    check_fits(2, 2 * SENDER_CPU_M + MASTER_CPU_M)  # a master and two workers fit exactly
+    check_fits(0, SENDER_CPU_M)                       # one standalone pod, no master
     with pytest.raises(LoadError) as err:
-        check_fits(3, 3 * CPU_REQUEST_M)
-    assert str(err.value) == ("load workers: 3 worker(s) and a master need 80m CPU (4 pods x 20m) but "
-                              "the cluster's schedulable nodes have only 60m unrequested; use "
-                              "--load-workers 2 or fewer")
+        check_fits(3, 2 * SENDER_CPU_M + MASTER_CPU_M)
+    assert str(err.value) == ("load workers: 3 worker(s) and a master need 320m CPU (3 x 100m + "
+                              "20m) but the cluster's schedulable nodes have only 220m unrequested; "
+                              "use --load-workers 2 or fewer")
     with pytest.raises(LoadError, match="only 30m unrequested; free CPU on the nodes$"):
         check_fits(1, 30)
 
