@@ -144,9 +144,10 @@ class LocalPlatform(Platform):
         if self._endpoints is not None:
             self._endpoints.publish()
 
-    def _connections_of(self, replica: str) -> int:
-        """Client connections every front (Service and previews) holds to ``replica``."""
-        return sum(front.connections_to(replica) for front in list(self.fronts.values()))
+    def _connections_of(self, replica: str) -> frozenset:
+        """The client connections every front (Service and previews) holds to ``replica``."""
+        return frozenset().union(*(front.connections_to(replica)
+                                   for front in list(self.fronts.values())))
 
     def teardown(self) -> None:
         if self._closed:

@@ -65,7 +65,9 @@ class ReplicaProcess:
         self.terminating = False
         self.sigterm_at: float | None = None   # time.time() when it was told to stop
         self.exited_at: float | None = None    # time.time() when its stop saw it exit
-        self.open_at_drain_end: int | None = None  # client connections held at the last count in its drain
+        self.held_at_sigterm: frozenset = frozenset()  # the client connections when told to stop
+        # ... of which it still held this many at the last look in its drain
+        self.open_at_drain_end: int | None = None
         self.ready = False
         self.restarts = 0
         self.last_exit_code: int | None = None  # of the previous run, kept across a restart

@@ -53,9 +53,9 @@ class Supervisor:
 
     def __init__(self, config: Any, events: EventLog, workdir: Path, env: dict[str, str],
                  lock: threading.RLock, on_change: Callable[[], None],
-                 connections_of: Callable[[str], int | None] = lambda replica: None) -> None:
+                 connections_of: Callable[[str], frozenset | None] = lambda replica: None) -> None:
         self.config, self.events, self.workdir = config, events, workdir
-        self._connections_of = connections_of  # client connections held by a replica now
+        self._connections_of = connections_of  # the client connections a replica holds now
         self._env = env  # what every replica gets (database, tokens, drain, ...)
         self._lock = lock
         self._on_change = on_change
@@ -250,17 +250,21 @@ class Supervisor:
         pod.sigterm_at = time.time()
         self._restart_at.pop(pod.name, None)
         held = self._connections_of(pod.name)
+        pod.held_at_sigterm = held or frozenset()
         self._emit(EventName.REPLICA_TERMINATING, color=pod.color, replica=pod.name,
                    drain_window_s=self.config.drain_seconds,
-                   **({} if held is None else {"connections": held}))
+                   **({} if held is None else {"connections": len(held)}))
         threading.Thread(target=self._stop_watching, args=(pod,),
                          name=f"zd-stop-{pod.name}", daemon=True).start()
 
     def _stop_watching(self, pod: ReplicaProcess) -> None:
-        """Stop the replica, counting the client connections the front still holds to it every
-        50 ms while it lives: the last count before its drain window ends is what it never
-        closed during the drain (shutdown evidence: those are closed by the exit itself, under
-        clients that may be sending on them)."""
+        """Stop the replica, looking every 50 ms while it lives at the client connections the
+        front still holds to it: those it already held when told to stop and still holds at the
+        last look before its drain window ends are what it never closed during the whole drain,
+        neither with an answer nor while idle (shutdown evidence: its exit closes them, under
+        clients that may be sending on them). A connection that came after the SIGTERM (the
+        endpoint removal propagating) or carries a request in flight at the very end is not
+        counted: on a busy machine those are late, not left open."""
         stopper = threading.Thread(target=pod.stop, args=(self.config.grace_seconds,),
                                    name=f"zd-sigterm-{pod.name}", daemon=True)
         stopper.start()
@@ -268,7 +272,7 @@ class Supervisor:
         while stopper.is_alive():
             held = self._connections_of(pod.name)
             if held is not None and pod.alive() and time.time() < drain_end:
-                pod.open_at_drain_end = held
+                pod.open_at_drain_end = len(held & pod.held_at_sigterm)
             stopper.join(EXIT_SAMPLE_S)
 
     def _forget(self, pod: ReplicaProcess) -> None:

@@ -266,17 +266,18 @@ def test_a_credit_drifting_by_one_minor_unit_fails(switched):
         proof.explain()
 
 
-@pytest.mark.switch(faults={"blue": {"draining_latency_ms": 400}})
+@pytest.mark.switch(faults={"blue": {"draining_latency_ms": 900}})
 def test_a_slow_drain_is_reported_as_latency_not_as_a_generator_shortfall(switched):
-    """Blue answers 400 ms late while it drains. A closed-loop load slowed down with it and the
+    """Blue answers 900 ms late while it drains. A closed-loop load slowed down with it and the
     verdict blamed the generator ("the load reached 79%"); the open model keeps its schedule,
-    so the slowness shows as latency during the switch, and the load is not in question."""
+    so the slowness shows as latency during the switch, and the load is not in question. (At
+    400 ms a busy machine's p99 before the switch, 44 ms, put the slowness under the 10x rule.)"""
     _, proof = switched
     v = proof.verdict
     assert not proof.load.saturated and proof.load.shortfall == "", proof.explain()
     assert not any(r.startswith(("inconclusive: the load", "inconclusive: the load generator"))
                    for r in v.reasons), proof.explain()
-    assert v.latency_ms["during"]["p99"] >= 400, proof.explain()
+    assert v.latency_ms["during"]["p99"] >= 900, proof.explain()
     assert proof.load.achieved_rps >= 0.9 * proof.load.target_rps, proof.explain()
     assert v.verdict == "FAIL" and any(r.startswith("latency regression: p99 during the switch")
                                        for r in v.reasons), proof.explain()
