@@ -335,6 +335,45 @@ def read_progress(directory: Path) -> list[ProcessProgress]:
     return parse_many(texts)
 
 
+class LedgerTail:
+    """The ledger of a run that is still going, read as it grows: every process's
+    ``ledger-*.jsonl`` in ``directory`` from where the last read stopped, whole lines only (a
+    line being appended is left for the next read). The processes flush every ~0.5 s, so a
+    request is seen about that long after it ended. For judging while the load runs (a canary
+    stage); the verdict itself reads the merged ledger at the end."""
+
+    def __init__(self, directory: Path | str) -> None:
+        self.directory = Path(directory)
+        self._offsets: dict[Path, int] = {}
+        self.records: list[LedgerRecord] = []
+
+    def read(self) -> list[LedgerRecord]:
+        """The records appended since the last read (also kept in ``records``)."""
+        new: list[LedgerRecord] = []
+        for path in sorted(self.directory.glob("ledger-*.jsonl")):
+            start = self._offsets.get(path, 0)
+            try:
+                with open(path, "rb") as f:
+                    f.seek(start)
+                    chunk = f.read()
+            except OSError:
+                continue
+            end = chunk.rfind(b"\n") + 1
+            for line in chunk[:end].splitlines():
+                try:
+                    new.append(LedgerRecord.from_json(line.decode("utf-8")))
+                except (ValueError, TypeError, UnicodeDecodeError):
+                    continue
+            self._offsets[path] = start + end
+        self.records.extend(new)
+        return new
+
+    def since(self, t: float) -> list[LedgerRecord]:
+        """Every record so far that started at or after ``t`` (reads what is new first)."""
+        self.read()
+        return [r for r in self.records if r.t_start >= t]
+
+
 def role_of(environment: Any) -> str:
     kind = type(getattr(environment, "runner", None)).__name__
     return {"MasterRunner": "master", "WorkerRunner": "worker", "LocalRunner": "standalone"}.get(

@@ -12,6 +12,7 @@ a dict. Pure data: no I/O, nothing of the project imported.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,10 @@ class ScenarioFacts:
     cutovers: tuple[Cutover, ...] = ()
     faults: tuple[FaultWindow, ...] = ()
     readiness_findings: tuple[str, ...] = ()
+    # a canary's analysis (scenarios/canary.py): its stages with the weight, the requests per
+    # version and each check's value and outcome, its outcome, and t_fault_on / t_detected /
+    # t_rolled_back; JSON-safe, carried into the verdict's JSON as it is
+    canary: dict[str, Any] | None = None
 
     @property
     def cutover(self) -> Cutover:

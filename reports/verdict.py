@@ -17,7 +17,7 @@ for the chart always comes from such a histogram (<= 1% error).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Iterable, Sequence
 
 from zerodrop.records.events import Event
@@ -60,6 +60,7 @@ class Verdict:
     # what the verdict measured, beside its reasons (the bound on the failure rate): shown on a
     # PASS and a FAIL alike, never a cause
     figures: list[str] = field(default_factory=list)
+    canary: dict[str, Any] | None = None  # a canary's stages and times, as the scenario saw them
 
     def __repr__(self) -> str:  # short: pytest prints it under every failed assertion
         return (f"Verdict({self.verdict}, {self.requests_total:,} requests, "
@@ -103,6 +104,8 @@ class Verdict:
             d["money"] = dict(self.money)
         if self.populations:
             d["populations"] = {k: dict(v) for k, v in self.populations.items()}
+        if self.canary is not None:
+            d["canary"] = self.canary
         return d
 
 
@@ -139,7 +142,8 @@ class Judge:
                          money if money is not None else MoneyCheck())
         upper = failure_bound(f)
         outcome, reasons = assemble([r for rule in self.rules for r in rule(f)], f)
-        return _verdict(f, outcome, reasons, upper, scenario)
+        verdict = _verdict(f, outcome, reasons, upper, scenario)
+        return verdict if self.facts.canary is None else replace(verdict, canary=self.facts.canary)
 
 
 def judge(records: Iterable[LedgerRecord], timeline: Sequence[Event],

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Callable, Sequence
 
 from zerodrop.load.arrivals import MONEY_ACCOUNTS
+from zerodrop.load.ledger import LedgerTail
 from zerodrop.load.progress import TerminalProgress
 from zerodrop.load.runner import LoadPlan, LoadResult, LoadRun
 from zerodrop.platforms.base import Platform
@@ -216,7 +217,10 @@ def _run_under_load(platform: Platform, builders: Sequence[Builder], settings: P
                                  rate=settings.rate, arrivals=plan.arrivals,
                                  idle_clients=plan.idle_clients, idle_period_s=plan.idle_period_s)
             time.sleep(settings.baseline_s)  # the "before" phase is measured load, not a wait
-            ran = _run_scenarios(platform, builders, on_step)
+            # the ledger as it grows, for steps that judge while the load runs (a canary stage):
+            # only where the load writes it here (a cluster's comes back at the stop)
+            live = LedgerTail(run.ledger_dir) if isinstance(run, LoadRun) and run.ledger_dir else None
+            ran = _run_scenarios(platform, builders, on_step, live)
             current["step"] = "tail"
             time.sleep(settings.tail_s)      # the "after" phase
             platform.events.emit(Source.LOAD, EventName.LOAD_STOPPING)
@@ -227,11 +231,13 @@ def _run_under_load(platform: Platform, builders: Sequence[Builder], settings: P
 
 
 def _run_scenarios(platform: Platform, builders: Sequence[Builder],
-                   on_step: Callable[[str], None]) -> Ran:
+                   on_step: Callable[[str], None], live: LedgerTail | None = None) -> Ran:
     """Each scenario in turn, with the start of its slice; stops at the first that fails."""
     ran: Ran = []
     for build in builders:
         scenario, ctx = build(platform)
+        if ctx.live is None:
+            ctx.live = live
         # the first slice owns every request from the very first one on, also those sent
         # while the run was starting: none may fall outside a verdict
         slice_start = float("-inf") if not ran else time.time()

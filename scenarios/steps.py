@@ -49,6 +49,10 @@ class Context:
 
     platform: Platform
     findings: list[str] = field(default_factory=list)
+    # the run's ledger as it grows (load.ledger.LedgerTail: ``since(t)``), set by the proof when
+    # the load writes it on this machine; what a canary stage judges while the load runs
+    live: Any = None
+    canary: dict[str, Any] | None = None  # a canary's analysis, for the verdict (canary.py)
     _cutovers: list[_CutoverDraft] = field(default_factory=list)
     _faults: list[FaultWindow] = field(default_factory=list)
 
@@ -97,7 +101,7 @@ class Context:
     def facts(self) -> ScenarioFacts:
         """Everything the steps learned, for the verdict."""
         return ScenarioFacts(tuple(c.freeze() for c in self._cutovers), tuple(self._faults),
-                             tuple(self.findings))
+                             tuple(self.findings), self.canary)
 
 
 @dataclass(frozen=True)

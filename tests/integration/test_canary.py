@@ -1,0 +1,88 @@
+"""The canary (scenarios/canary.py) on the local platform under real load, judged from the
+ledger as it grows: a healthy canary is promoted; a canary that starts failing after its smoke
+test is caught at its first stage, before the stage ends, and rolled back before it reaches
+100 %, with every failed request the canary's own; a slow canary fails on its p99; a stage
+without enough requests to judge is "no data" and never promoted.
+
+The load is fresh connections only: the local Service front splits NEW connections by weight
+(as kube-proxy would), so kept-alive clients would stay where their connection is."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from zerodrop.platforms.local.platform import LocalConfig, stand_up
+from zerodrop.scenarios.canary import CanarySettings, canary
+from zerodrop.scenarios.proof import ProofSettings, prove
+from zerodrop.scenarios.steps import Context
+
+pytestmark = pytest.mark.slow
+LOAD = ProofSettings(users=10, rate=150.0, baseline_s=1.0, tail_s=1.0, show_progress=False,
+                     populations={"fresh": 100}, idle_clients=0)
+QUICK = CanarySettings(stages=(10, 50, 100), stage_s=4.0, min_requests=30, replicas=1)
+
+
+def run_canary(tmp_path: Path, settings: CanarySettings):
+    platform = stand_up(LocalConfig(replicas=1), idle_replicas=0)
+    try:
+        proof = prove(platform, canary(platform, "v2.0.0", settings), Context(platform), LOAD,
+                      tmp_path / "out", tmp_path / "ledger")
+        after = (platform.active_color(), len(platform.replicas("green")))
+    finally:
+        platform.teardown()
+    return proof, after
+
+
+def test_a_healthy_canary_goes_through_its_stages_and_is_promoted(tmp_path):
+    proof, (active, _) = run_canary(tmp_path, QUICK)
+    assert proof.scenario.ok, proof.explain()
+    assert proof.verdict.verdict == "PASS", proof.explain()
+    facts = proof.verdict.to_dict()["canary"]
+    assert facts["outcome"] == "promoted" and active == "green"
+    assert [s["weight"] for s in facts["stages"]] == [10, 50]
+    for stage in facts["stages"]:
+        assert stage["outcome"] in ("pass", "marginal"), stage
+        assert stage["requests"]["canary"] >= 30 and stage["requests"]["stable"] >= 30, stage
+        assert [c["name"] for c in stage["checks"]] == ["error rate", "p99", "errors vs stable",
+                                                         "latency vs stable"]
+    # the shares moved: the canary answered more at 50 % than at 10 %
+    first, second = (s["requests"] for s in facts["stages"])
+    assert second["canary"] / (second["canary"] + second["stable"]) > \
+        first["canary"] / (first["canary"] + first["stable"])
+
+
+def test_a_canary_that_starts_failing_is_rolled_back_early_and_only_its_requests_failed(tmp_path):
+    settings = CanarySettings(stages=(10, 50, 100), stage_s=20.0, min_requests=30, replicas=1,
+                              fault={"error_rate": 0.3}, fault_after_s=0.5)
+    proof, (active, green_left) = run_canary(tmp_path, settings)
+    assert not proof.scenario.ok
+    assert proof.scenario.failure.startswith("step 'canary 10%' failed: canary failed at 10%: "
+                                             "canary error rate "), proof.scenario.failure
+    facts = proof.verdict.to_dict()["canary"]
+    assert facts["outcome"] == "rolled back" and active == "blue" and green_left == 0
+    assert [s["weight"] for s in facts["stages"]] == [10]  # never reached 100 %, nor 50 %
+    # caught as soon as the canary had enough requests, not at the end of its 20 s stage
+    assert facts["t_fault_on"] is not None and facts["t_detected"] - facts["t_fault_on"] < 10
+    assert facts["t_rolled_back"] >= facts["t_detected"]
+    from zerodrop.records.ledger import read_records
+    failed = [r for r in read_records(proof.load.ledger_path) if r.failed]
+    assert failed and {r.version for r in failed} == {"v2.0.0"}, \
+        {(r.version, r.outcome) for r in failed}
+
+
+def test_a_slow_canary_fails_on_its_p99(tmp_path):
+    settings = CanarySettings(stages=(10, 50, 100), stage_s=20.0, min_requests=30, replicas=1,
+                              max_p99_ms=400.0, fault={"latency_ms": 600}, fault_after_s=0.5)
+    proof, (active, _) = run_canary(tmp_path, settings)
+    assert "canary failed at 10%: canary p99 " in proof.scenario.failure, proof.scenario.failure
+    assert proof.verdict.to_dict()["canary"]["outcome"] == "rolled back" and active == "blue"
+
+
+def test_a_stage_without_enough_requests_is_no_data_and_never_promoted(tmp_path):
+    """The seed read an empty answer as 0.0 and passed; here too few requests is no data."""
+    settings = CanarySettings(stages=(10, 100), stage_s=2.0, min_requests=10_000, replicas=1)
+    proof, (active, _) = run_canary(tmp_path, settings)
+    assert proof.scenario.failure.startswith("step 'canary 10%' failed: canary stage 10% has no "
+                                             "data to judge: "), proof.scenario.failure
+    assert proof.verdict.to_dict()["canary"]["outcome"] == "rolled back" and active == "blue"

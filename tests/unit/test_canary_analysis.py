@@ -1,0 +1,92 @@
+"""The canary's analysis of one stage (scenarios/canary.py), pure: records in, checks out; its
+settings refused in one line; and the ledger read while it grows (load.ledger.LedgerTail)."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from zerodrop.load.ledger import LedgerTail
+from zerodrop.records.ledger import LedgerRecord
+from zerodrop.scenarios.canary import FAIL, NO_DATA, PASS, CanarySettings, analyze, critical_checks
+
+
+def rec(version: str, ms: float = 10.0, outcome: str = "ok", t: float = 100.0) -> LedgerRecord:
+    return LedgerRecord(t_start=t, t_end=t + ms / 1000.0, method="GET", route="/health",
+                        status=200 if outcome == "ok" else (500 if outcome == "http_error" else 0),
+                        outcome=outcome, version=version)
+
+
+def sample(version: str, n: int, ms: float, errors: int = 0, seed: int = 1) -> list[LedgerRecord]:
+    rng = random.Random(seed)
+    out = [rec(version, ms * rng.uniform(0.8, 1.2)) for _ in range(n - errors)]
+    return out + [rec(version, ms, "http_error") for _ in range(errors)]
+
+
+S = CanarySettings(min_requests=50)
+
+
+@pytest.mark.parametrize("stages, message", [
+    ((5, 10, 25, 50), "canary stages must end at 100 (the promotion), got [5, 10, 25, 50]"),
+    ((10, 5, 100), "canary stages must grow, got [10, 5, 100]"),
+    ((0, 100), "canary stages must be whole percents in 1..100, got [0, 100]"),
+    ((50, 101), "canary stages must be whole percents in 1..100, got [50, 101]"),
+    ((), "canary stages must be whole percents in 1..100, got []"),
+])
+def test_stages_that_cannot_run_are_one_line(stages, message):
+    with pytest.raises(ValueError) as err:
+        CanarySettings(stages=stages).validate()
+    assert str(err.value) == message
+
+
+def test_a_healthy_stage_passes_every_check():
+    a = analyze(sample("v1", 500, 10) + sample("v2", 100, 10, seed=2), "v1", "v2", S)
+    assert (a.canary, a.stable) == (100, 500)
+    assert [c.outcome for c in a.checks] == [PASS, PASS, PASS, PASS] and a.outcome == PASS
+
+
+def test_the_thresholds_are_no_data_below_the_minimum_never_a_pass():
+    """Three canary requests, one failed: the seed would have read 33 % (or, from an empty
+    Prometheus answer, 0.0 and a pass); here it is not judged yet."""
+    checks = critical_checks(sample("v2", 3, 10, errors=1), S)
+    assert [c.outcome for c in checks] == [NO_DATA, NO_DATA]
+    assert checks[0].detail == "error rate: no data (3 canary requests, at least 50 are needed)"
+
+
+def test_an_error_rate_above_the_limit_fails_with_its_numbers():
+    checks = critical_checks(sample("v2", 100, 10, errors=3), S)
+    assert checks[0].outcome == FAIL and checks[0].value == pytest.approx(0.03)
+    assert checks[0].detail == "canary error rate 3.00% (3 of 100), limit 1.00%"
+
+
+def test_a_slow_canary_fails_its_p99():
+    checks = critical_checks(sample("v2", 100, 700), S)
+    assert checks[1].outcome == FAIL and checks[1].detail.startswith("canary p99 ")
+
+
+def test_errors_against_a_stable_version_without_any_are_compared_meaningfully():
+    """1 % canary errors (at the seed's threshold, so the thresholds pass) against a stable
+    version at 0 %: the seed's relative rule (canary > 2 x stable = 0) fails on any error;
+    Fisher's test fails 10 of 1,000 against 0 of 4,000, and passes 1 of 1,000."""
+    many = analyze(sample("v1", 4000, 10) + sample("v2", 1000, 10, errors=10), "v1", "v2", S)
+    assert many.checks[0].outcome == PASS and many.checks[2].outcome == FAIL
+    one = analyze(sample("v1", 4000, 10) + sample("v2", 1000, 10, errors=1), "v1", "v2", S)
+    assert one.checks[2].outcome == PASS
+
+
+def test_failures_without_an_answer_are_counted_apart():
+    records = sample("v1", 100, 10) + sample("v2", 100, 10) + [rec("", outcome="reset")] * 4
+    assert analyze(records, "v1", "v2", S).unattributed_failures == 4
+
+
+def test_the_tail_reads_whole_lines_only_and_resumes(tmp_path):
+    path = tmp_path / "ledger-standalone-1.jsonl"
+    first, second = rec("v1", t=1.0), rec("v2", t=2.0)
+    path.write_text(first.to_json() + "\n" + second.to_json()[:20])  # a line being appended
+    tail = LedgerTail(tmp_path)
+    assert tail.read() == [first]
+    with open(path, "a") as f:
+        f.write(second.to_json()[20:] + "\n")
+    (tmp_path / "ledger-worker-2.jsonl").write_text(rec("v2", t=3.0).to_json() + "\n")
+    assert [r.t_start for r in tail.read()] == [2.0, 3.0]
+    assert [r.t_start for r in tail.since(2.0)] == [2.0, 3.0] and tail.read() == []
