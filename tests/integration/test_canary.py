@@ -66,7 +66,8 @@ def test_a_canary_that_starts_failing_is_rolled_back_early_and_only_its_requests
     assert facts["t_fault_on"] is not None and facts["t_detected"] - facts["t_fault_on"] < 10
     assert facts["t_rolled_back"] >= facts["t_detected"]
     from zerodrop.records.ledger import read_records
-    failed = [r for r in read_records(proof.load.ledger_path) if r.failed]
+    with open(proof.load.ledger_path, encoding="utf-8") as lines:
+        failed = [r for r in read_records(lines) if r.failed]
     assert failed and {r.version for r in failed} == {"v2.0.0"}, \
         {(r.version, r.outcome) for r in failed}
 
