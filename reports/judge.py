@@ -5,7 +5,9 @@ combined into one outcome.
 - Latency: the canary's request latencies against the stable version's, with the Mann-Whitney
   U test (scipy.stats.mannwhitneyu, one-sided: is the canary slower?). A significant shift
   fails only when it is also large: the canary's median above ``latency_tolerance`` times the
-  stable one's (with thousands of requests a 2 % shift is "significant" and harmless).
+  stable one's AND more than ``latency_floor_ms`` above it (with thousands of requests a 2 %
+  shift is "significant" and harmless; a freshly started canary answering in 9 ms where the
+  stable version takes 6 ms is 1.5x and harmless too).
 - Errors: the canary's failed/total against the stable version's, with Fisher's exact test
   (scipy.stats.fisher_exact, one-sided: does the canary fail more often?). It works when the
   stable version has no error at all, where the seed's "twice the stable rate" means nothing
@@ -35,6 +37,7 @@ class JudgeSettings:
     alpha_fail: float = 0.01        # p below this, with a large enough effect: fail
     alpha_marginal: float = 0.05    # p below this, with a large enough effect: marginal
     latency_tolerance: float = 1.2  # the canary's median may be this many times the stable one's
+    latency_floor_ms: float = 25.0  # ... or this many ms above it (6 vs 9 ms is noise, not a regression)
     error_tolerance: float = 0.005  # the canary's error rate may exceed the stable one's by this
 
 
@@ -84,7 +87,8 @@ def compare_latency(canary_ms: Sequence[float], stable_ms: Sequence[float],
     p = float(mannwhitneyu(canary, stable, alternative="greater").pvalue)
     mc, ms = statistics.median(canary), statistics.median(stable)
     ratio = mc / ms if ms > 0 else (math.inf if mc > 0 else 1.0)
-    outcome = _classify(p, ratio > settings.latency_tolerance, settings)
+    large = ratio > settings.latency_tolerance and mc - ms > settings.latency_floor_ms
+    outcome = _classify(p, large, settings)
     return Comparison("latency", outcome, mc, ms, ratio, p, nc, ns,
                       f"latency: canary median {mc:.1f} ms vs stable {ms:.1f} ms ({ratio:.2f}x; "
                       f"Mann-Whitney p={p:.2g}, {nc:,} vs {ns:,} requests): {outcome}")

@@ -25,7 +25,7 @@ def test_the_same_latency_distribution_passes():
 
 
 def test_a_canary_half_again_as_slow_fails_with_a_tiny_p_value():
-    c = compare_latency(latencies(800, 30.0, 3), latencies(800, 20.0, 4))
+    c = compare_latency(latencies(800, 150.0, 3), latencies(800, 100.0, 4))
     assert c.outcome == FAIL, c.detail
     assert c.p_value < 1e-9 and c.effect == pytest.approx(1.5, rel=0.1)
     assert c.detail.startswith("latency: canary median ") and "Mann-Whitney p=" in c.detail
@@ -38,13 +38,20 @@ def test_a_significant_but_small_shift_is_within_the_tolerance():
     assert c.outcome == PASS, c.detail
 
 
+def test_a_few_milliseconds_are_not_a_regression_however_significant():
+    """A cold canary at 9 ms beside a stable version at 6 ms: 1.5x, significant, harmless."""
+    c = compare_latency(latencies(2000, 9.0, 13), latencies(2000, 6.0, 14))
+    assert c.p_value < 1e-6 and c.effect > 1.4
+    assert c.outcome == PASS, c.detail
+
+
 def test_a_faster_canary_is_never_a_regression():
     assert compare_latency(latencies(500, 10.0, 7), latencies(500, 20.0, 8)).outcome == PASS
 
 
 def test_a_borderline_shift_is_marginal():
     """20 requests each, the canary 1.26x slower: p between the fail and the marginal level."""
-    c = compare_latency(latencies(20, 30.0, 3), latencies(20, 20.0, 4), JudgeSettings(min_requests=10))
+    c = compare_latency(latencies(20, 300.0, 3), latencies(20, 200.0, 4), JudgeSettings(min_requests=10))
     assert 0.01 < c.p_value < 0.05 and c.effect > 1.2, c.detail
     assert c.outcome == MARGINAL, c.detail
 
