@@ -55,6 +55,7 @@ class EventName(str, enum.Enum):
     # a deploy command the user runs (zerodrop watch): its lines and its end
     DEPLOY_OUTPUT = "deploy output"
     DEPLOY_EXITED = "deploy command exited"
+    CANARY_MARGINAL = "canary stage marginal"
     # load: the generator's own moments
     LOAD_STARTED = "load started"
     LOAD_STOPPING = "load stopping"
@@ -92,6 +93,8 @@ CATALOGUE: dict[EventName, str] = {
     EventName.FAULT_APPLIED: "fault knobs changed on a colour at run time; detail: color, faults",
     EventName.DEPLOY_OUTPUT: "a line the watched deploy command printed; detail: line",
     EventName.DEPLOY_EXITED: "the watched deploy command ended; detail: code, command",
+    EventName.CANARY_MARGINAL: "a canary stage ended marginal against the stable version (noted, "
+                               "not rolled back); detail: weight, checks",
     EventName.LOAD_STARTED: "the load generator's requests are flowing; detail: users, rate",
     EventName.LOAD_STOPPING: "the load generator is being stopped",
 }

@@ -31,6 +31,7 @@ from typing import Any, Sequence
 
 from zerodrop.platforms.base import Platform
 from zerodrop.profiles.profile import Profile
+from zerodrop.records.events import EventName, Source
 from zerodrop.records.ledger import LedgerRecord
 from zerodrop.reports.judge import (FAIL, MARGINAL, NO_DATA, PASS, JudgeSettings, compare_errors,
                                     compare_latency, overall)
@@ -261,8 +262,9 @@ class _Canary:
             missing = [c.detail for c in result.checks if c.outcome == NO_DATA]
             raise StepFailed(f"canary stage {weight}% has no data to judge: {missing[0]}")
         if result.outcome == MARGINAL:
-            ctx.emit(f"canary {weight}% marginal", detail="; ".join(
-                c.detail for c in result.checks if c.outcome == MARGINAL))
+            self.platform.events.emit(Source.SCENARIO, EventName.CANARY_MARGINAL, weight=weight,
+                                      checks="; ".join(c.detail for c in result.checks
+                                                       if c.outcome == MARGINAL))
 
     def promote(self, ctx: Context) -> None:
         """Every new connection to the canary (the cutover began at its first share)."""
