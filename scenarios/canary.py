@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from zerodrop.platforms.base import Platform
@@ -152,7 +152,7 @@ def analyze(records: Sequence[LedgerRecord], stable_version: str, canary_version
     unattributed = sum(1 for r in records if r.failed and not r.version)
     checks = list(critical_checks(canary, s))
     if compare:
-        settings = JudgeSettings(**{**s.judge.__dict__, "min_requests": s.min_requests})
+        settings = replace(s.judge, min_requests=s.min_requests)
         for c in (compare_errors(sum(r.failed for r in canary), len(canary),
                                  sum(r.failed for r in stable), len(stable), settings),
                   compare_latency([r.latency_ms for r in canary if not r.failed],

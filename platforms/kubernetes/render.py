@@ -107,7 +107,7 @@ def customize(objects: list[dict[str, Any]], *, layout: Layout, namespace: str,
             spec["replicas"] = replicas.get(color, spec.get("replicas", 1))
             for c in spec["template"]["spec"]["containers"]:
                 if c.get("name") == layout.container:
-                    _app_container(c, color, versions.get(color, ""), image, token_env=True,
+                    _app_container(c, color, versions.get(color, ""), image,
                                    faults=faults.get(color, {}) if reference else None,
                                    env=env, prestop_seconds=prestop_seconds)
         elif kind == "Job" and image:
@@ -117,7 +117,7 @@ def customize(objects: list[dict[str, Any]], *, layout: Layout, namespace: str,
     return out
 
 
-def _app_container(c: dict, color: str, version: str, image: str | None, *, token_env: bool,
+def _app_container(c: dict, color: str, version: str, image: str | None, *,
                    faults: dict | None, env: dict[str, str] | None,
                    prestop_seconds: float | None) -> None:
     if image:
@@ -126,8 +126,7 @@ def _app_container(c: dict, color: str, version: str, image: str | None, *, toke
     if faults is not None:
         extra["FAULTS"] = json.dumps(faults, sort_keys=True)
     extra.update(env or {})
-    if token_env:
-        extra["ZD_TOKEN"] = {"secretKeyRef": {"name": TOKEN_SECRET, "key": "token"}}
+    extra["ZD_TOKEN"] = {"secretKeyRef": {"name": TOKEN_SECRET, "key": "token"}}
     c["env"] = [e for e in c.get("env", []) if e.get("name") not in extra]
     c["env"] += [{"name": k, "valueFrom": v} if isinstance(v, dict) else {"name": k, "value": v}
                  for k, v in extra.items()]
