@@ -19,6 +19,21 @@ from zerodrop.records.events import EventLog
 COLORS = ("blue", "green")
 
 
+def check_weights(weights: dict[str, int], canary: str | None = None) -> dict[str, int]:
+    """A canary split as every platform takes it: known colours, whole percents in 0..100 that
+    sum to 100; a copy, or PlatformError in one line (before any traffic moves)."""
+    for c, w in weights.items():
+        if c not in COLORS:
+            raise PlatformError(f"unknown colour {c!r} in weights; use {' and '.join(COLORS)}")
+        if not isinstance(w, int) or isinstance(w, bool) or not 0 <= w <= 100:
+            raise PlatformError(f"weight of {c} must be a whole percent in 0..100, got {w!r}")
+    if sum(weights.values()) != 100:
+        raise PlatformError(f"weights must sum to 100, got {sum(weights.values())}")
+    if canary is not None and canary not in COLORS:
+        raise PlatformError(f"unknown canary colour {canary!r}; use {' or '.join(COLORS)}")
+    return dict(weights)
+
+
 class PlatformError(RuntimeError):
     """A platform operation failed; the message is one line for a person, with the fix."""
 
@@ -117,8 +132,10 @@ class Platform(abc.ABC):
         """Replace the Service selector with ``color`` (a replace, never a merge)."""
 
     @abc.abstractmethod
-    def set_weights(self, weights: dict[str, int]) -> None:
-        """Split NEW connections between colours by percent (canary); must sum to 100."""
+    def set_weights(self, weights: dict[str, int], canary: str | None = None) -> None:
+        """Split traffic between colours by percent (canary); must sum to 100. With ``canary``,
+        requests carrying the header ``canary: true`` go to that colour whatever the weights
+        (the seed's VirtualService match)."""
 
     @abc.abstractmethod
     def replicas(self, color: str) -> list[ReplicaInfo]:

@@ -30,13 +30,14 @@ from typing import Any
 
 import requests
 
-from zerodrop.platforms.base import COLORS, Platform, PlatformError, ReplicaInfo, Target
+from zerodrop.platforms.base import (COLORS, Platform, PlatformError, ReplicaInfo, Target,
+                                     check_weights)
 from zerodrop.platforms.kubernetes.api import KubeApi, api_reason
 from zerodrop.platforms.kubernetes.diagnose import deployment_ready, why_not_ready
 from zerodrop.platforms.kubernetes.lint import lint
 from zerodrop.platforms.kubernetes.layout import Layout, discover
 from zerodrop.platforms.kubernetes.render import DEFAULT_OVERLAY, customize, render
-from zerodrop.platforms.kubernetes.routing import Router, SelectorRouter
+from zerodrop.platforms.kubernetes.routing import Router, make_router
 from zerodrop.platforms.kubernetes.watch import Watcher, pod_ready, ready_endpoints
 from zerodrop.profiles import profile as profiles
 from zerodrop.records.events import EventLog, EventName, Source
@@ -62,6 +63,7 @@ class KubeConfig:
     load_from: str = "here"          # "cluster": Locust in a Job of the namespace (load_job.py)
     harness_image: str = "zerodrop/harness:dev"
     profile: profiles.Profile | None = None  # the service under test (None: the reference)
+    router: str = "selector"         # routing.ROUTERS: how traffic is steered between colours
 
     @property
     def service(self) -> profiles.Profile:
@@ -105,7 +107,7 @@ class KubernetesPlatform(Platform):
         self.profile = config.service
         self.layout = layout_of(config)  # before anything is created: a bad overlay costs nothing
         self.api = KubeApi(cluster.api_client(), namespace)
-        self.router = router or SelectorRouter(self.api, self.layout, self.events)
+        self.router = router or make_router(config.router, self.api, self.layout, self.events)
         self.watcher = Watcher(self.api, self.layout, self.events)
         self._node_ports: dict[str, int] = {}  # Service name -> its NodePort
         self._torn_down = False
@@ -122,6 +124,7 @@ class KubernetesPlatform(Platform):
         """Namespace, database, Services, the migration Job, then blue and green; returns
         when every address handed out reaches its ready pods."""
         idle = next(c for c in COLORS if c != active)
+        self.router.preflight()  # the CRDs a weighted router needs: before anything exists
         self._create_namespace()
         self.watcher.start()
         objects = customize(render(self.config.overlay), layout=self.layout,
@@ -142,6 +145,7 @@ class KubernetesPlatform(Platform):
         self._create_deployments(others)  # the database first
         for o in by_kind.get("Service", []):
             self._create_service(o, active)
+        self.router.install(self)  # a Gateway and its HTTPRoute, a VirtualService, or nothing
         for o in others:
             self._wait_deployment(o["metadata"]["name"], self.config.ready_timeout)
         for o in by_kind.get("Job", []):
@@ -175,6 +179,7 @@ class KubernetesPlatform(Platform):
             return
         self._torn_down = True
         self.watcher.stop(timeout=0)
+        self.router.remove()
         try:
             self.core.delete_namespace(self.namespace, propagation_policy="Background",
                                        _request_timeout=30)
@@ -194,7 +199,7 @@ class KubernetesPlatform(Platform):
     # ---- the Platform interface -------------------------------------------------------------
     @property
     def service_url(self) -> str:
-        return self._url(self.layout.service)
+        return self._url(self.router.entry_service() or self.layout.service)
 
     def command_env(self) -> dict[str, str]:
         """KUBECONFIG (a private copy whose current context is the run's), NAMESPACE and
@@ -252,6 +257,9 @@ class KubernetesPlatform(Platform):
     def wait_routed(self, color: str | None = None, timeout: float | None = None) -> None:
         service = self.layout.service if color is None else self.layout.preview(color)
         timeout = timeout or self.config.ready_timeout
+        if color is None and self.router.entry_service() is not None:
+            self.router.wait_entry(self, timeout)  # clients come in through a Gateway
+            return
         deadline = time.monotonic() + timeout
         want = self._wait_slices(service, deadline, timeout)
         self._wait_answers(service, want, deadline, timeout)
@@ -314,10 +322,8 @@ class KubernetesPlatform(Platform):
         _check_color(color)
         self.router.route_to(color)
 
-    def set_weights(self, weights: dict[str, int]) -> None:
-        for c in weights:
-            _check_color(c)
-        self.router.set_weights(dict(weights))
+    def set_weights(self, weights: dict[str, int], canary: str | None = None) -> None:
+        self.router.set_weights(check_weights(weights, canary), canary)
 
     def replicas(self, color: str) -> list[ReplicaInfo]:
         _check_color(color)

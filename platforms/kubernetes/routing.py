@@ -26,8 +26,33 @@ class Router(abc.ABC):
         """The one colour that gets all new connections, or None (weights, or nothing)."""
 
     @abc.abstractmethod
-    def set_weights(self, weights: dict[str, int]) -> None:
-        """Split new connections by percent (a canary stage), or PlatformError in one line."""
+    def set_weights(self, weights: dict[str, int], canary: str | None = None) -> None:
+        """Split traffic by percent (a canary stage), or PlatformError in one line; with
+        ``canary``, requests carrying the header ``canary: true`` go to that colour (the seed's
+        VirtualService match)."""
+
+    # ---- what a weighted router adds to the namespace (defaults: nothing) ----------------------
+    def preflight(self) -> None:
+        """Before anything is created: what this router needs from the cluster (CRDs, a Gateway
+        implementation's image) is there, or PlatformError in one line."""
+
+    def install(self, platform) -> None:
+        """Once the overlay's Services exist: create what routing needs in the run's namespace
+        (a Gateway and its HTTPRoute, a VirtualService), routed to ``platform``'s active
+        colour. Removed with the namespace."""
+
+    def remove(self) -> None:
+        """At teardown, before the namespace goes: what it created outside the namespace
+        (a GatewayClass, a ClusterRole and its binding). Never raises."""
+
+    def entry_service(self) -> str | None:
+        """The NodePort Service clients come in through when it is not the layout's Service
+        (a Gateway's); None: the layout's Service."""
+        return None
+
+    def wait_entry(self, platform, timeout: float) -> None:
+        """Until the entry Service (when there is one) routes to what the router says; only
+        called when ``entry_service()`` is not None."""
 
 
 class SelectorRouter(Router):
@@ -55,6 +80,27 @@ class SelectorRouter(Router):
         color = selector.get(self.layout.label)
         return color if color in COLORS and selector == self.layout.selector(color) else None
 
-    def set_weights(self, weights: dict[str, int]) -> None:
+    def set_weights(self, weights: dict[str, int], canary: str | None = None) -> None:
         raise PlatformError("the Service selector router cannot split traffic by weight; a "
                             "weighted router (Gateway API, Istio) is needed for canary weights")
+
+
+ROUTERS = ("selector", "gateway", "istio", "replicas")
+
+
+def make_router(name: str, api, layout: Layout, events: EventLog | None = None) -> Router:
+    """The router called ``name`` (``--router``): the Service selector (the seed's switch), a
+    Gateway API HTTPRoute through Traefik, the seed's Istio VirtualService, or the replica-ratio
+    fallback through the canary Service. ValueError (one line) for an unknown name."""
+    if name == "selector":
+        return SelectorRouter(api, layout, events)
+    if name == "gateway":
+        from zerodrop.platforms.kubernetes.gateway import GatewayRouter
+        return GatewayRouter(api, layout, events)
+    if name == "istio":
+        from zerodrop.platforms.kubernetes.istio import IstioRouter
+        return IstioRouter(api, layout, events)
+    if name == "replicas":
+        from zerodrop.platforms.kubernetes.ratio import ReplicaRatioRouter
+        return ReplicaRatioRouter(api, layout, events)
+    raise ValueError(f"unknown router {name!r}; choose one of {', '.join(ROUTERS)}")

@@ -30,6 +30,7 @@ class Endpoints:
         self._loop, self._fronts, self._events = loop, fronts, events
         self._delay, self._lock, self._routable = delay, lock, routable
         self._selector: dict[str, int] = {}
+        self.canary: str | None = None  # where requests with ``canary: true`` go (None: no rule)
         self._scheduled: dict[str, tuple] = {}
 
     def selected(self) -> list[str]:
@@ -37,10 +38,12 @@ class Endpoints:
         with self._lock:
             return [c for c, w in self._selector.items() if w > 0]
 
-    def select(self, selector: dict[str, int]) -> None:
-        """Replace the selector ({colour: percent}) and propagate the change."""
+    def select(self, selector: dict[str, int], canary: str | None = None) -> None:
+        """Replace the selector ({colour: percent}) and propagate the change; ``canary``: the
+        colour that requests with the header ``canary: true`` go to (None: no header rule)."""
         with self._lock:
             self._selector = dict(selector)
+            self.canary = canary
         self._events.emit(Source.PLATFORM, EventName.SELECTOR_PATCHED, selector=dict(selector))
         self.publish()
 

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from zerodrop.platforms.base import COLORS, Platform, PlatformError, ReplicaInfo, Target
+from zerodrop.platforms.base import (COLORS, Platform, PlatformError, ReplicaInfo, Target,
+                                     check_weights)
 from zerodrop.platforms.local import command
 from zerodrop.platforms.local.command import DEFAULT_APP_CMD, DEFAULT_MIGRATE_CMD
 from zerodrop.platforms.local.endpoints import SERVICE, Endpoints, preview
@@ -237,14 +238,8 @@ class LocalPlatform(Platform):
         _check_color(color)
         self._endpoints.select({color: 100})
 
-    def set_weights(self, weights: dict[str, int]) -> None:
-        for c, w in weights.items():
-            _check_color(c)
-            if not isinstance(w, int) or w < 0:
-                raise PlatformError(f"weight of {c} must be a whole percent >= 0, got {w!r}")
-        if sum(weights.values()) != 100:
-            raise PlatformError(f"weights must sum to 100, got {sum(weights.values())}")
-        self._endpoints.select(dict(weights))
+    def set_weights(self, weights: dict[str, int], canary: str | None = None) -> None:
+        self._endpoints.select(check_weights(weights, canary), canary)
 
     def replicas(self, color: str) -> list[ReplicaInfo]:
         _check_color(color)

@@ -138,3 +138,23 @@ def test_no_plugin_or_fixture_module_asks_which_target_it_holds():
                       "node_container", "zerodrop.platforms.kubernetes",
                       "zerodrop.platforms.local", "zerodrop.platforms.url"):
             assert smell not in text, f"{path.name} mentions {smell!r}"
+
+
+@pytest.mark.parametrize("weights,canary,message", [
+    ({"blue": 90, "green": 20}, None, "weights must sum to 100, got 110"),
+    ({"blue": 110, "green": -10}, None, "weight of blue must be a whole percent in 0..100, got 110"),
+    ({"blue": 50.5, "green": 49.5}, None, "weight of blue must be a whole percent in 0..100, got 50.5"),
+    ({"red": 100}, None, "unknown colour 'red' in weights; use blue and green"),
+    ({"blue": 90, "green": 10}, "red", "unknown canary colour 'red'; use blue or green"),
+])
+def test_weights_outside_0_to_100_are_refused_in_one_line(weights, canary, message):
+    from zerodrop.platforms.base import check_weights
+    with pytest.raises(PlatformError) as err:
+        check_weights(weights, canary)
+    assert str(err.value) == message
+
+
+def test_an_unknown_router_is_refused_in_one_line():
+    from zerodrop.platforms.kubernetes.routing import make_router
+    with pytest.raises(ValueError, match=r"^unknown router 'nginx'; choose one of selector, gateway, istio, replicas$"):
+        make_router("nginx", None, layout_of(KubeConfig()))
