@@ -20,6 +20,13 @@ from zerodrop.plugin.core import deselect
 HERE = Path(__file__).resolve().parent
 CLUSTER = os.environ.get("ZD_KIND_CLUSTER", "")
 deselected_key = pytest.StashKey[int]()
+# the images up.sh builds and loads into the cluster, one per line
+IMAGES = (
+    "zerodrop/payment-service:dev",
+    "zerodrop/postgres:15",
+    "zerodrop/harness:dev",
+    "zerodrop-example/todo:dev",
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -48,7 +55,6 @@ def cluster(run_id: str, tmp_path_factory) -> Iterator[Cluster]:
     session labelled with its run id is deleted at the end, and the test checks that."""
     c = acquire_kind(KindOptions(name=CLUSTER, keep=True,
                                  kubeconfig_dir=tmp_path_factory.mktemp("kube"),
-                                 images=("zerodrop/payment-service:dev", "zerodrop/postgres:15",
-                                         "zerodrop/harness:dev", "zerodrop-example/todo:dev")))
+                                 images=IMAGES))
     yield c
     finish(c, run_id)
