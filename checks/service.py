@@ -42,6 +42,9 @@ def applicable(profile: Profile) -> dict[str, str]:
         out["money"] = "the profile has no [money] section with a credit request and a check_account"
     if not profile.invalid:
         out["invalid"] = "the profile lists no [[invalid]] requests"
+    if not profile.is_default:
+        out["fault_api"] = ("a canary is broken on purpose through the reference payment-service's "
+                            "fault API, which this service does not have")
     if profile.auth != "bearer" or _first_write(profile, authenticated=True) is None:
         out["token"] = "the profile's service takes no token (auth = \"none\") or has no authenticated write"
     return out

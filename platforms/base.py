@@ -96,6 +96,22 @@ class Platform(abc.ABC):
     def preview_url(self, color: str) -> str:
         """An address that reaches only ``color`` (for testing the idle colour)."""
 
+    @property
+    def metrics_url(self) -> str | None:
+        """A Prometheus that scrapes this platform's replicas (every replica's ``/metrics``),
+        or None when there is none."""
+        return None
+
+    def query_metrics(self, promql: str) -> Any:
+        """An instant query to that Prometheus: a ``QueryResult`` (platforms/local/prometheus.py)
+        whose ``outcome`` is data, no_data (empty or NaN: never 0) or error."""
+        raise PlatformError("no Prometheus scrapes this platform")
+
+    def wait_scraped(self, color: str, timeout: float | None = None) -> None:
+        """Until that Prometheus has scraped every ready replica of ``color`` (a new replica
+        has no series yet: a canary judged before then reads "no data")."""
+        raise PlatformError("no Prometheus scrapes this platform")
+
     @abc.abstractmethod
     def deploy(self, color: str, version: str, *, faults: dict | None = None) -> None:
         """Give ``color`` a new template (version, fault knobs); running replicas are replaced."""

@@ -79,7 +79,9 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def platform(self, session: Any, options: Any, name: str, **stand_up: Any) -> Platform:
         """A fresh platform for one proof, named ``name`` within the run; ``stand_up`` are
-        ``stand_up()``'s keywords (faults, idle_replicas, versions, active)."""
+        ``stand_up()``'s keywords (faults, idle_replicas, versions, active), and
+        ``canary=True`` for a canary's platform: one that splits traffic by weight and has a
+        Prometheus scraping its replicas (``metrics_url``)."""
 
     @abc.abstractmethod
     def release(self, session: Any, say: Say = print) -> None:

@@ -80,6 +80,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "judged request by request")
     g.addoption("--deploy-timeout", type=float, default=600.0,
                 help="seconds the --deploy-cmd may take before it is stopped (default 600)")
+    g.addoption("--canary-stages", default="5,10,25,50,100",
+                help="canary: percent of traffic the canary gets at each stage, growing, ending at "
+                     "100 (the promotion); default the seed's 5,10,25,50,100")
+    g.addoption("--canary-stage-seconds", type=float, default=5.0,
+                help="canary: seconds each stage lasts (default 5; the seed's 300 in production)")
+    g.addoption("--canary-min-requests", type=int, default=50,
+                help="canary: requests per version and stage before any judgement; fewer is "
+                     "'no data', never a pass (default 50)")
+    g.addoption("--canary-max-p99-ms", type=float, default=500.0,
+                help="canary: the canary's p99 limit in ms, from the ledger and from Prometheus "
+                     "(default the seed's 500)")
+    g.addoption("--canary-max-error-rate", type=float, default=1.0,
+                help="canary: the canary's error rate limit in %% (default the seed's 1)")
     g.addoption("--evidence-dir", type=Path, default=None,
                 help="zero_downtime: where <scenario>.json/.html/.png go (default reports/out)")
 
@@ -100,6 +113,7 @@ def pytest_configure(config: pytest.Config) -> None:
                                     f"--target {opts.target} gives none: use --target kind or kubeconfig")
         if not opts.deploy_timeout > 0:
             raise pytest.UsageError(f"--deploy-timeout must be > 0 seconds, got {opts.deploy_timeout:g}")
+    opts.canary_settings = canary_settings(opts)
     opts.populations_table = parse_populations(opts.populations)
     if opts.idle_period is not None and not opts.idle_period > 0:
         raise pytest.UsageError(f"--idle-period must be > 0 seconds, got {opts.idle_period:g}")
@@ -122,6 +136,28 @@ def pytest_configure(config: pytest.Config) -> None:
             f"--load-max-duration {opts.load_max_duration:g} s is shorter than the scenario: "
             f"baseline {opts.baseline:g} s + a switch (at least {MIN_SCENARIO_S:g} s) + tail "
             f"{opts.tail:g} s = {shortest:g} s")
+
+
+def canary_settings(opts):
+    """--canary-* as CanarySettings (the scenario's own checks), or a one-line usage error."""
+    from zerodrop.scenarios.canary import CanarySettings
+    try:
+        stages = tuple(int(w) for w in opts.canary_stages.split(","))
+    except ValueError:
+        raise pytest.UsageError(f"--canary-stages {opts.canary_stages!r}: give whole percents "
+                                f"separated by commas, e.g. 5,10,25,50,100") from None
+    if not 0 <= opts.canary_max_error_rate <= 100 or not opts.canary_max_p99_ms > 0:
+        raise pytest.UsageError("--canary-max-error-rate must be in 0..100 % and "
+                                "--canary-max-p99-ms > 0")
+    settings = CanarySettings(stages=stages, stage_s=opts.canary_stage_seconds,
+                              min_requests=opts.canary_min_requests,
+                              max_error_rate=opts.canary_max_error_rate / 100,
+                              max_p99_ms=opts.canary_max_p99_ms)
+    try:
+        settings.validate()
+    except ValueError as exc:
+        raise pytest.UsageError(f"--canary-*: {exc}") from None
+    return settings
 
 
 def parse_populations(text: str) -> dict[str, int]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from zerodrop.platforms.base import Platform
 from zerodrop.profiles.profile import Profile
@@ -61,6 +61,10 @@ class CanarySettings:
     new_faults: dict | None = None   # the canary starts with these fault knobs
     fault: dict | None = None        # ... or gets these ``fault_after_s`` into its first stage
     fault_after_s: float = 0.0
+    prometheus: bool = True          # also judge each stage's end from the platform's Prometheus
+    metrics_service: str = "payment-service"  # the ``service`` label of the seed's metrics
+    max_p99_ratio: float = 2.0       # Prometheus: canary p99 against the stable version's ...
+    p99_floor_ms: float = 100.0      # ... where a shift of less than this never fails
 
     def validate(self) -> None:
         """One line for what cannot run (a usage error before any traffic moves)."""
@@ -75,6 +79,8 @@ class CanarySettings:
             raise ValueError("canary stage_s and check_every_s must be > 0 seconds")
         if self.min_requests < 1:
             raise ValueError(f"canary min_requests must be >= 1, got {self.min_requests}")
+        if not self.max_p99_ratio > 1:
+            raise ValueError(f"canary max_p99_ratio must be > 1, got {self.max_p99_ratio:g}")
         if self.fault is not None and not 0 <= self.fault_after_s < self.stage_s:
             raise ValueError(f"fault_after_s must fall within the first stage "
                              f"(0..{self.stage_s:g} s), got {self.fault_after_s:g}")
@@ -161,6 +167,73 @@ def analyze(records: Sequence[LedgerRecord], stable_version: str, canary_version
     return StageAnalysis(len(canary), len(stable), unattributed, tuple(checks))
 
 
+def _number(result: Any) -> tuple[float | None, str]:
+    """(the one value, "") of an answer with data, else (None, why not): an empty answer, NaN
+    or an error is no data, never 0 (the seed's ``return 0.0`` passed every threshold)."""
+    if result.outcome == "data" and len(result.samples) == 1:
+        return result.samples[0].value, ""
+    if result.outcome == "error":
+        return None, f"query error: {result.error}"
+    if result.outcome == "data":
+        return None, f"{len(result.samples)} series where one was expected"
+    return None, "no data (an empty answer or NaN)"
+
+
+def _whys(canary: str, stable: str) -> str:
+    return "; ".join(f"{who} {why}" for who, why in (("canary", canary), ("stable", stable)) if why)
+
+
+def prometheus_checks(query: Callable[[str], Any], stable: str, canary: str, window_s: float,
+                      s: CanarySettings) -> tuple[Check, ...]:
+    """The seed's PromQL (error rate and p99 by version), fixed (payment_service/monitoring/
+    queries.py), asked through ``query`` (the platform's Prometheus) over the last
+    ``window_s`` (whole seconds, rounded down: what came before the stage, such as the
+    canary's own smoke test, stays out): absolute limits on the canary, and relative ones against the stable version
+    that mean something when the stable version has no error at all. ``stable``/``canary`` are
+    the ``version`` label values (the colours). No data or a query error is NO_DATA."""
+    from zerodrop.payment_service.monitoring import queries as q
+    w, svc = max(2, math.floor(window_s)), s.metrics_service  # never reaching before the stage
+    c_err, c_err_why = _number(query(q.error_rate(canary, w, svc)))
+    s_err, s_err_why = _number(query(q.error_rate(stable, w, svc)))
+    c_p99, c_p99_why = _number(query(q.p99_ms(canary, w, svc)))
+    s_p99, s_p99_why = _number(query(q.p99_ms(stable, w, svc)))
+    limit_pct = s.max_error_rate * 100
+    checks = []
+    if c_err is None:
+        checks.append(Check("prometheus error rate", NO_DATA, None, limit_pct,
+                            f"Prometheus canary error rate: {c_err_why}"))
+    else:
+        checks.append(Check("prometheus error rate", FAIL if c_err > limit_pct else PASS, c_err,
+                            limit_pct, f"Prometheus canary error rate {c_err:.2f}% over {w} s, "
+                                       f"limit {limit_pct:.2f}%"))
+    if c_err is None or s_err is None:
+        checks.append(Check("prometheus errors vs stable", NO_DATA, None, limit_pct,
+                            f"Prometheus errors vs stable: {_whys(c_err_why, s_err_why)}"))
+    else:
+        excess = c_err - s_err  # percentage points: works when the stable version has none
+        checks.append(Check("prometheus errors vs stable", FAIL if excess > limit_pct else PASS,
+                            excess, limit_pct, f"Prometheus canary error rate {c_err:.2f}% vs stable "
+                                               f"{s_err:.2f}% (+{max(excess, 0):.2f} points, "
+                                               f"limit +{limit_pct:.2f})"))
+    if c_p99 is None:
+        checks.append(Check("prometheus p99", NO_DATA, None, s.max_p99_ms,
+                            f"Prometheus canary p99: {c_p99_why}"))
+    else:
+        checks.append(Check("prometheus p99", FAIL if c_p99 > s.max_p99_ms else PASS, c_p99,
+                            s.max_p99_ms, f"Prometheus canary p99 {c_p99:.0f} ms over {w} s, "
+                                          f"limit {s.max_p99_ms:.0f} ms"))
+    if c_p99 is None or s_p99 is None:
+        checks.append(Check("prometheus p99 vs stable", NO_DATA, None, None,
+                            f"Prometheus p99 vs stable: {_whys(c_p99_why, s_p99_why)}"))
+    else:
+        limit = max(s_p99 * s.max_p99_ratio, s_p99 + s.p99_floor_ms)
+        checks.append(Check("prometheus p99 vs stable", FAIL if c_p99 > limit else PASS, c_p99,
+                            limit, f"Prometheus canary p99 {c_p99:.0f} ms vs stable {s_p99:.0f} ms "
+                                   f"(limit {limit:.0f} ms: {s.max_p99_ratio:g}x, or +"
+                                   f"{s.p99_floor_ms:.0f} ms)"))
+    return tuple(checks)
+
+
 # ---- the scenario -------------------------------------------------------------------------------
 
 def canary(platform: Platform, new_version: str, settings: CanarySettings = CanarySettings(),
@@ -177,6 +250,8 @@ def canary(platform: Platform, new_version: str, settings: CanarySettings = Cana
                          wait_ready(platform, new, settings.ready_timeout),
                          smoke_test(platform, new, settings.token, settings.verify_timeout,
                                     settings.profile)]
+    if state.prometheus:
+        steps.append(Step("Prometheus scrapes both versions", state.scraped))
     steps += [Step(f"canary {w}%", state.stage_runner(w)) for w in settings.stages[:-1]]
     steps += [Step(f"promote: switch traffic to {new}", state.promote),
               verify_serves(platform, new, settings.verify_timeout, settings.verify_answers,
@@ -200,11 +275,24 @@ class _Canary:
         self.new_version = new_version
         self.t0: float | None = None      # the first canary share set: time 0
         self.fault_pending = s.fault is not None
+        # judged from Prometheus too when asked and the platform has one
+        self.prometheus = s.prometheus and platform.metrics_url is not None
 
+    def scraped(self, ctx: Context) -> None:
+        """Before any traffic moves: Prometheus answers, and has scraped every ready replica of
+        both versions (a replica it has not scraped yet has no series: its stage would read
+        "no data")."""
+        answer = self.platform.query_metrics("up")
+        if answer.outcome == "error":
+            raise StepFailed(f"Prometheus at {self.platform.metrics_url} cannot be asked: "
+                             f"{answer.error}")
+        for color in (self.old, self.new):
+            self.platform.wait_scraped(color, self.s.ready_timeout)
     def _facts(self, ctx: Context) -> dict[str, Any]:
         if ctx.canary is None:
             ctx.canary = {"stable_version": self.platform.deployed_version(self.old) or "",
                           "canary_version": self.new_version, "stages": [],
+                          "prometheus": self.platform.metrics_url if self.prometheus else None,
                           "outcome": "running", "t_fault_on": None, "t_detected": None,
                           "t_rolled_back": None}
         return ctx.canary
@@ -222,7 +310,8 @@ class _Canary:
         if ctx.live is None:
             raise StepFailed("the canary is judged from the load's ledger as it grows, and this "
                              "load keeps its ledger elsewhere until it stops (--load-from here)")
-        self.platform.set_weights({self.old: 100 - weight, self.new: weight})
+        # requests with ``canary: true`` reach the canary whatever the weight (the seed's match)
+        self.platform.set_weights({self.old: 100 - weight, self.new: weight}, canary=self.new)
         start = time.time()
         if self.t0 is None:  # traffic starts to move: the cutover window opens here
             self.t0 = start
@@ -249,6 +338,9 @@ class _Canary:
             if self.fault_pending:
                 wake.append(self.t0 + self.s.fault_after_s)
             time.sleep(max(0.0, min(wake) - time.time()))
+        if done and self.prometheus:  # the seed's PromQL over the stage, fixed, beside the ledger
+            result = replace(result, checks=result.checks + prometheus_checks(
+                self.platform.query_metrics, self.old, self.new, time.time() - start, self.s))
         record.update(t_end=self._rel(time.time()), outcome=result.outcome,
                       requests={"canary": result.canary, "stable": result.stable,
                                 "unattributed_failures": result.unattributed_failures},
@@ -286,5 +378,6 @@ class _Canary:
         self.platform.scale(self.new, 0)
 
 
-__all__ = ["CanarySettings", "canary", "analyze", "critical_checks", "DEFAULT_STAGES",
+__all__ = ["CanarySettings", "canary", "analyze", "critical_checks", "prometheus_checks",
+           "DEFAULT_STAGES",
            "PASS", "MARGINAL", "FAIL", "NO_DATA"]

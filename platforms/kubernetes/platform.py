@@ -64,6 +64,7 @@ class KubeConfig:
     harness_image: str = "zerodrop/harness:dev"
     profile: profiles.Profile | None = None  # the service under test (None: the reference)
     router: str = "selector"         # routing.ROUTERS: how traffic is steered between colours
+    prometheus: str | None = None    # "cluster": one in the namespace; a URL: the user's; None
 
     @property
     def service(self) -> profiles.Profile:
@@ -420,6 +421,14 @@ class KubernetesPlatform(Platform):
                           self.namespace, obj)
             return
         self._node_ports[name] = self._create_node_port(obj)
+
+    def create_node_port_service(self, obj: dict) -> int:
+        """Create ``obj``, a NodePort Service a router adds (a Gateway's, the replica-ratio
+        split), on the first free NodePort this machine reaches, and remember it so that
+        ``service_url`` can point at it; that port."""
+        port = self._create_node_port(obj)
+        self._node_ports[obj["metadata"]["name"]] = port
+        return port
 
     def _create_node_port(self, obj: dict) -> int:
         """Create the Service on the first free NodePort this machine reaches; that port."""

@@ -44,12 +44,16 @@ class Endpoints:
         with self._lock:
             self._selector = dict(selector)
             self.canary = canary
-        self._events.emit(Source.PLATFORM, EventName.SELECTOR_PATCHED, selector=dict(selector))
+        extra = {"canary_header": canary} if canary else {}
+        self._events.emit(Source.PLATFORM, EventName.SELECTOR_PATCHED, selector=dict(selector),
+                          **extra)
         self.publish()
 
     def wanted(self, front: str) -> tuple[list[str], list[str]]:
         """(colours, ready replica names) that ``front`` should route to now."""
         colors = self.selected() if front == SERVICE else [front.removeprefix("preview-")]
+        if front == SERVICE and self.canary is not None and self.canary not in colors:
+            colors = colors + [self.canary]  # reached through the header rule
         return colors, sorted(p.name for p in self._routable(colors))
 
     def routed(self, front: str) -> list[str]:
@@ -59,29 +63,36 @@ class Endpoints:
     def publish(self) -> None:
         """Schedule each front's new endpoint set, once per change, after the delay."""
         with self._lock:
-            for name, (eps, weights) in self._plan().items():
-                key = (tuple(eps), tuple(sorted((weights or {}).items())))
+            for name, (eps, weights, canary) in self._plan().items():
+                key = (tuple(eps), tuple(sorted((weights or {}).items())), canary)
                 if self._scheduled.get(name) == key:
                     continue
                 self._scheduled[name] = key
-                self._loop.call_later(self._delay,
-                                      _applier(self._fronts[name], eps, weights, self._events))
+                self._loop.call_later(self._delay, _applier(self._fronts[name], eps, weights,
+                                                            canary, self._events))
 
-    def _plan(self) -> dict[str, tuple[list[Endpoint], dict[str, int] | None]]:
+    def _plan(self) -> dict[str, tuple[list[Endpoint], dict[str, int] | None, str | None]]:
         selector = dict(self._selector)
         live = [c for c, w in selector.items() if w > 0]
-        plan = {SERVICE: (self._endpoints(live), selector if len(live) > 1 else None)}
+        canary = self.canary
+        if canary is not None:  # its endpoints too, for the header rule, at its own weight
+            colors = live + ([canary] if canary not in live else [])
+            plan = {SERVICE: (self._endpoints(colors), {c: selector.get(c, 0) for c in colors},
+                              canary)}
+        else:
+            plan = {SERVICE: (self._endpoints(live), selector if len(live) > 1 else None, None)}
         for c in COLORS:
-            plan[preview(c)] = (self._endpoints([c]), None)
+            plan[preview(c)] = (self._endpoints([c]), None, None)
         return plan
 
     def _endpoints(self, colors: list[str]) -> list[Endpoint]:
         return [Endpoint("127.0.0.1", p.port, p.color, p.name) for p in self._routable(colors)]
 
 
-def _applier(front: Front, eps: list[Endpoint], weights, events: EventLog):
+def _applier(front: Front, eps: list[Endpoint], weights, canary: str | None, events: EventLog):
     def apply() -> None:
-        front.set_endpoints(eps, weights, on_applied=lambda: events.emit(
+        extra = {"canary_header": canary} if canary else {}
+        front.set_endpoints(eps, weights, canary=canary, on_applied=lambda: events.emit(
             Source.PLATFORM, EventName.ENDPOINTS_CHANGED, front=front.name,
-            endpoints=[e.replica for e in eps], weights=weights))
+            endpoints=[e.replica for e in eps], weights=weights, **extra))
     return apply

@@ -61,6 +61,8 @@ class LocalConfig:
     migrate_cmd: str = DEFAULT_MIGRATE_CMD  # runs once, before any replica starts
     readiness_path: str = "/health/ready"   # the readinessProbe's path (the service profile's)
     service_name: str = SERVICE_NAME        # replicas are <service>-<colour>-<n>
+    prometheus: bool = False            # a real Prometheus scrapes every replica (canary)
+    scrape_interval: float = 1.0        # its scrape interval, seconds
 
     def validate(self) -> None:
         command.check(self.app_cmd, "--app-cmd")
@@ -89,6 +91,8 @@ class LocalPlatform(Platform):
         self._front_loop: FrontLoop | None = None
         self.fronts: dict[str, Front] = {}
         self._endpoints: Endpoints | None = None
+        self._prometheus = None  # LocalPrometheus when config.prometheus ...
+        self._kube_state = None  # ... and the kube-state-metrics stand-in it scrapes
         self._supervisor = Supervisor(self.config, self.events, self.workdir, self._replica_env(),
                                       self._lock, self._publish, self._connections_of)
         try:
@@ -105,6 +109,14 @@ class LocalPlatform(Platform):
                 "PAYMENT_PROCESSING_SECONDS": str(c.processing_seconds), **c.extra_env}
 
     def _start(self) -> None:
+        if self.config.prometheus:  # first: a Prometheus that cannot start costs no replica
+            from zerodrop.platforms.local.prometheus import LocalPrometheus
+            self._prometheus = LocalPrometheus(scrape_interval=self.config.scrape_interval,
+                                               job=self.config.service_name)
+            self._prometheus.start()
+            self._prometheus.wait_ready()
+            from zerodrop.platforms.local.kube_state import KubeStateStandIn
+            self._kube_state = KubeStateStandIn(self._pod_phases)
         self._migrate()
         self._front_loop = FrontLoop()
         for name in (SERVICE, *(preview(c) for c in COLORS)):
@@ -144,6 +156,25 @@ class LocalPlatform(Platform):
     def _publish(self) -> None:
         if self._endpoints is not None:
             self._endpoints.publish()
+        if self._prometheus is not None and not self._closed:
+            self._prometheus.set_targets(self._scrape_targets())
+
+    def _scrape_targets(self) -> dict[str, list[str]]:
+        """Every live replica's address, by colour (Prometheus' file_sd targets), and the
+        kube-state-metrics stand-in's (as colour "platform")."""
+        with self._lock:
+            targets = {c: [p.url for p in self._supervisor.pods[c] if p.alive() and p.port]
+                       for c in COLORS}
+        if self._kube_state is not None:
+            targets["platform"] = [self._kube_state.address]
+        return targets
+
+    def _pod_phases(self) -> list[tuple[str, str]]:
+        """(replica, phase) as kube-state-metrics would say of pods: Running once it listens
+        (ready or not, as a pod's phase is), Pending before, a stopped replica gone."""
+        with self._lock:
+            return [(p.name, "Running" if p.alive() and p.port else "Pending")
+                    for c in COLORS for p in self._supervisor.pods[c]]
 
     def _connections_of(self, replica: str) -> frozenset:
         """The client connections every front (Service and previews) holds to ``replica``."""
@@ -162,6 +193,10 @@ class LocalPlatform(Platform):
                 pass
         if self._front_loop is not None:
             self._front_loop.stop()
+        if self._prometheus is not None:
+            self._prometheus.stop()
+        if self._kube_state is not None:
+            self._kube_state.stop()
         if not self.config.keep_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -173,6 +208,24 @@ class LocalPlatform(Platform):
     def preview_url(self, color: str) -> str:
         _check_color(color)
         return self.fronts[preview(color)].url
+
+    @property
+    def metrics_url(self) -> str | None:
+        return self._prometheus.url if self._prometheus is not None else None
+
+    def query_metrics(self, promql: str):
+        if self._prometheus is None:
+            raise PlatformError("no Prometheus scrapes this platform (LocalConfig.prometheus)")
+        return self._prometheus.query(promql)
+
+    def wait_scraped(self, color: str, timeout: float | None = None) -> None:
+        _check_color(color)
+        if self._prometheus is None:
+            raise PlatformError("no Prometheus scrapes this platform (LocalConfig.prometheus)")
+        self._publish()  # the targets file names every live replica now
+        with self._lock:
+            ready = [p.url for p in self._supervisor.pods[color] if p.ready and not p.terminating]
+        self._prometheus.wait_scraped(ready, 15.0 if timeout is None else timeout)
 
     def deploy(self, color: str, version: str, *, faults: dict | None = None) -> None:
         _check_color(color)

@@ -84,7 +84,8 @@ class LocalProvider(Provider):
                                    token=options.token, service_port=options.service_port,
                                    app_cmd=options.app_cmd, migrate_cmd=options.migrate_cmd,
                                    readiness_path=_readiness(options),
-                                   service_name=_service_name(options))
+                                   service_name=_service_name(options),
+                                   prometheus=stand_up.pop("canary", False))
         return local.stand_up(config, **stand_up)
 
     def release(self, session: LocalSession, say: Say = print) -> None:

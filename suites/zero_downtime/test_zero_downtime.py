@@ -7,12 +7,10 @@ would each starve the other's load generator and end INCONCLUSIVE.
 """
 from __future__ import annotations
 
-import contextlib
-
 import allure
 import pytest
 
-from zerodrop.load.runner import LoadError
+from zerodrop.fixtures.proofs import load_errors_in_one_line
 from zerodrop.scenarios.blue_green import SwitchSettings, rollback, switch
 from zerodrop.scenarios.proof import prove
 from zerodrop.scenarios.steps import Context
@@ -20,15 +18,6 @@ from zerodrop.checks.steps import labels
 
 pytestmark = [pytest.mark.zero_downtime, pytest.mark.xdist_group("zero_downtime")]
 BLOCKER = allure.severity_level.BLOCKER
-
-
-@contextlib.contextmanager
-def load_errors_in_one_line():
-    """A load that cannot start is a clear failure of this test, not a traceback."""
-    try:
-        yield
-    except LoadError as exc:
-        pytest.fail(f"zerodrop: the load could not run: {exc}", pytrace=False)
 
 
 def _settings(pytestconfig) -> SwitchSettings:

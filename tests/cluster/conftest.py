@@ -26,6 +26,8 @@ IMAGES = (
     "zerodrop/postgres:15",
     "zerodrop/harness:dev",
     "zerodrop-example/todo:dev",
+    "zerodrop/traefik:v3.7.10",
+    "zerodrop/prometheus:dev",
 )
 
 

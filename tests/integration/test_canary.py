@@ -26,8 +26,8 @@ QUICK = CanarySettings(stages=(10, 50, 100), stage_s=4.0, min_requests=30, repli
                        max_p99_ms=5000.0)
 
 
-def run_canary(tmp_path: Path, settings: CanarySettings):
-    platform = stand_up(LocalConfig(replicas=1), idle_replicas=0)
+def run_canary(tmp_path: Path, settings: CanarySettings, prometheus: bool = False):
+    platform = stand_up(LocalConfig(replicas=1, prometheus=prometheus), idle_replicas=0)
     try:
         proof = prove(platform, canary(platform, "v2.0.0", settings), Context(platform), LOAD,
                       tmp_path / "out", tmp_path / "ledger")
@@ -38,7 +38,8 @@ def run_canary(tmp_path: Path, settings: CanarySettings):
 
 
 def test_a_healthy_canary_goes_through_its_stages_and_is_promoted(tmp_path):
-    proof, (active, _) = run_canary(tmp_path, QUICK)
+    """... judged from the ledger and from a real Prometheus scraping every replica."""
+    proof, (active, _) = run_canary(tmp_path, QUICK, prometheus=True)
     assert proof.scenario.ok, proof.explain()
     assert proof.verdict.verdict == "PASS", proof.explain()
     facts = proof.verdict.to_dict()["canary"]
@@ -47,8 +48,12 @@ def test_a_healthy_canary_goes_through_its_stages_and_is_promoted(tmp_path):
     for stage in facts["stages"]:
         assert stage["outcome"] in ("pass", "marginal"), stage
         assert stage["requests"]["canary"] >= 30 and stage["requests"]["stable"] >= 30, stage
-        assert [c["name"] for c in stage["checks"]] == ["error rate", "p99", "errors vs stable",
-                                                         "latency vs stable"]
+        assert [c["name"] for c in stage["checks"]] == [
+            "error rate", "p99", "errors vs stable", "latency vs stable", "prometheus error rate",
+            "prometheus errors vs stable", "prometheus p99", "prometheus p99 vs stable"]
+        prom = {c["name"]: c for c in stage["checks"] if c["name"].startswith("prometheus")}
+        assert all(c["outcome"] == "pass" and c["value"] is not None for c in prom.values()), prom
+        assert prom["prometheus error rate"]["value"] == 0.0, prom  # data, and no 5xx
     # the shares moved: the canary answered more at 50 % than at 10 %
     first, second = (s["requests"] for s in facts["stages"])
     assert second["canary"] / (second["canary"] + second["stable"]) > \

@@ -90,3 +90,75 @@ def test_the_tail_reads_whole_lines_only_and_resumes(tmp_path):
     (tmp_path / "ledger-worker-2.jsonl").write_text(rec("v2", t=3.0).to_json() + "\n")
     assert [r.t_start for r in tail.read()] == [2.0, 3.0]
     assert [r.t_start for r in tail.since(2.0)] == [2.0, 3.0] and tail.read() == []
+
+
+# ---- the Prometheus checks: Prometheus' own answer bodies, classified as the platform does ----
+
+def vector(value: str | None) -> dict:
+    """A /api/v1/query body: one sample of ``value`` ("NaN" allowed), or an empty result."""
+    result = [] if value is None else [{"metric": {}, "value": [1.0, value]}]
+    return {"status": "success", "data": {"resultType": "vector", "result": result}}
+
+
+def asker(canary_err, stable_err, canary_p99, stable_p99):
+    """A query function answering the fixed PromQL of queries.py by what it asks for (the
+    version matcher and error rate or p99), from real Prometheus answer bodies."""
+    from zerodrop.platforms.local.prometheus import classify
+    asked = []
+
+    def query(promql: str):
+        asked.append(promql)
+        canary = 'version="green"' in promql
+        if "histogram_quantile" in promql:
+            body = canary_p99 if canary else stable_p99
+        else:
+            body = canary_err if canary else stable_err
+        return classify(promql, body if isinstance(body, dict) else vector(body))
+    return query, asked
+
+
+def prom(*answers, **settings):
+    from zerodrop.scenarios.canary import prometheus_checks
+    query, asked = asker(*answers)
+    checks = prometheus_checks(query, "blue", "green", 4.2, CanarySettings(**settings))
+    return {c.name: c for c in checks}, asked
+
+
+def test_prometheus_checks_pass_a_healthy_canary_and_ask_the_fixed_queries_over_the_stage():
+    checks, asked = prom("0", "0", "12", "10")
+    assert [c.outcome for c in checks.values()] == [PASS] * 4
+    assert all("[4s]" in q and 'route!~' in q for q in asked), asked  # 4.2 s -> 4 s, no probes
+    assert checks["prometheus errors vs stable"].value == 0.0
+
+
+def test_no_data_nan_and_query_errors_are_no_data_never_a_pass():
+    error = {"status": "error", "errorType": "bad_data", "error": "parse error at char 3"}
+    checks, _ = prom(None, "0", "NaN", error)
+    assert checks["prometheus error rate"].outcome == NO_DATA
+    assert "no data" in checks["prometheus error rate"].detail
+    assert checks["prometheus errors vs stable"].outcome == NO_DATA
+    assert checks["prometheus p99"].outcome == NO_DATA
+    assert checks["prometheus p99 vs stable"].outcome == NO_DATA
+    assert "query error: parse error at char 3" in checks["prometheus p99 vs stable"].detail
+
+
+def test_errors_against_a_stable_version_without_any_are_judged_by_points_not_by_a_ratio():
+    # the seed's "twice the stable rate" fails any error when stable has none; points do not
+    checks, _ = prom("0.5", "0", "12", "10")
+    assert checks["prometheus errors vs stable"].outcome == PASS
+    checks, _ = prom("3", "0", "12", "10")
+    assert checks["prometheus error rate"].outcome == FAIL
+    assert checks["prometheus errors vs stable"].outcome == FAIL
+    assert checks["prometheus errors vs stable"].detail == (
+        "Prometheus canary error rate 3.00% vs stable 0.00% (+3.00 points, limit +1.00)")
+
+
+def test_p99_absolute_and_relative_limits():
+    checks, _ = prom("0", "0", "90", "10")   # 9x, but under the 100 ms floor: a busy machine
+    assert checks["prometheus p99 vs stable"].outcome == PASS
+    checks, _ = prom("0", "0", "450", "100")  # 4.5x and +350 ms; under the 500 ms limit
+    assert checks["prometheus p99"].outcome == PASS
+    assert checks["prometheus p99 vs stable"].outcome == FAIL
+    checks, _ = prom("0", "0", "2500", "2400")
+    assert checks["prometheus p99"].outcome == FAIL
+    assert checks["prometheus p99 vs stable"].outcome == PASS

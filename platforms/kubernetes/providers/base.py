@@ -126,6 +126,16 @@ class ClusterProvider(Provider):
                  help="kind/kubeconfig: the kustomize overlay to deploy (default: the profile's "
                       "[kubernetes] manifests; for the reference service "
                       "payment_service/manifests/overlays/kind)")
+        add_once(group, "--router", choices=("gateway", "istio", "replicas"), default="gateway",
+                 help="kind/kubeconfig: how a canary's traffic is split (switches always patch the "
+                      "Service selector): gateway (a Gateway API HTTPRoute's weights, through "
+                      "Traefik; default), istio (the seed's VirtualService; on kind without a data "
+                      "plane, so weights are patched but do not move traffic), replicas (the share "
+                      "of replicas behind a Service over both colours)")
+        add_once(group, "--prometheus-url", default=None, metavar="URL",
+                 help="kind/kubeconfig: the canary reads error rate and p99 from YOUR Prometheus "
+                      "(e.g. the seed's http://prometheus:9090, reachable from here) instead of "
+                      "one zerodrop runs in the platform's namespace")
         self.add_own_options(group)
 
     def check_options(self, options: Any, parallel: bool = False) -> None:
@@ -138,6 +148,10 @@ class ClusterProvider(Provider):
             layout_of(self.kube_config(options, "check"))
         except PlatformError as exc:
             raise ValueError(str(exc)) from None
+        url = options.prometheus_url
+        if url is not None and not re.match(r"^https?://[^/\s]+", url):
+            raise ValueError(f"--prometheus-url {url!r}: give an http(s) URL, e.g. "
+                             f"http://prometheus:9090")
         if not PREFIX.match(options.namespace):
             raise ValueError(f"--namespace {options.namespace!r}: use lowercase letters, digits "
                              f"and '-' (at most 20), e.g. zd or team-a")
@@ -177,7 +191,9 @@ class ClusterProvider(Provider):
     def platform(self, session: ClusterSession, options: Any, name: str,
                  **stand_up: Any) -> Platform:
         from zerodrop.platforms.kubernetes.platform import stand_up as kube_stand_up
-        return kube_stand_up(session.cluster, self.kube_config(options, session.run_id),
+        canary = {"router": options.router, "prometheus": options.prometheus_url or "cluster"} \
+            if stand_up.pop("canary", False) else {}
+        return kube_stand_up(session.cluster, self.kube_config(options, session.run_id, **canary),
                              self.namespace(session, name), provider=self, **stand_up)
 
     def release(self, session: ClusterSession, say: Say = print) -> None:

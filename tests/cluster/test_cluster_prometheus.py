@@ -1,0 +1,130 @@
+"""ClusterPrometheus on a REAL kind cluster: a Prometheus in the run's namespace scrapes the
+app's pods, and the canary's queries (payment_service/monitoring/queries.py) answer per version
+through it: data for the colour that served client requests, "no data" (never 0) for a colour
+whose pods answered only probes, an error (neither data nor no data) for bad PromQL.
+
+One platform for the module (standing one up costs a minute on this machine): blue serves,
+green runs one pod behind its preview Service that no client reaches, so green's only series
+are its readiness probes', which the queries leave out of traffic."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from zerodrop.payment_service.monitoring import queries
+from zerodrop.platforms.base import PlatformError
+from zerodrop.platforms.kubernetes.platform import KubeConfig, new_namespace, stand_up
+from zerodrop.platforms.kubernetes.prometheus import NAME, ClusterPrometheus
+from zerodrop.platforms.local.prometheus import DATA, ERROR, NO_DATA, QueryResult
+
+pytestmark = pytest.mark.slow
+WINDOW = "30s"
+# a real API route of the load's mix (load/arrivals.py's "balance"); a missing account is a
+# 404, which is client traffic all the same and not an error (5xx)
+ROUTE = "/api/accounts/load-account-0/balance"
+
+
+def wait_for(prom: ClusterPrometheus, promql: str, good, timeout: float = 45.0) -> QueryResult:
+    """Poll until ``good(result)``; an error answer ends the wait at once. The timeout says
+    what the query last answered."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = prom.query(promql)
+        if result.outcome == ERROR or good(result):
+            return result
+        if time.monotonic() >= deadline:
+            pytest.fail(f"{promql!r} still answers {result.describe()} "
+                        f"({[s.value for s in result.samples]}) after {timeout:g} s", pytrace=False)
+        time.sleep(0.5)
+
+
+def send(platform, n: int) -> dict[int, int]:
+    """``n`` real API requests through the Service (new connections, as clients come);
+    status -> count."""
+    seen: dict[int, int] = {}
+    headers = {"Authorization": f"Bearer {platform.config.token}", "Connection": "close"}
+    for _ in range(n):
+        r = requests.get(f"{platform.service_url}{ROUTE}", headers=headers, timeout=5)
+        seen[r.status_code] = seen.get(r.status_code, 0) + 1
+        time.sleep(0.02)  # spread over scrapes: a burst inside one scrape shows no increase
+    return seen
+
+
+@pytest.fixture(scope="module")
+def observed(cluster, run_id):
+    """The platform, its Prometheus scraping every app pod, and ~100 requests to blue counted
+    by it; everything deleted with the namespace at the end, on failure too."""
+    platform = stand_up(cluster, KubeConfig(replicas=1, run_id=run_id, ready_timeout=150),
+                        new_namespace(run_id, "prom"), idle_replicas=1)
+    try:
+        prom = ClusterPrometheus()
+        prom.install(platform)
+        prom.wait_scraped(timeout=120)
+        # the series must exist before the bulk of the requests, or increase() sees one value
+        sent = send(platform, 5)
+        traffic = f'http_requests_total{queries.selector(version="blue")}'
+        wait_for(prom, traffic, lambda r: r.has_data)
+        sent = {k: sent.get(k, 0) + v for k, v in send(platform, 95).items()}
+        wait_for(prom, queries.requests("blue", WINDOW), lambda r: r.has_data and r.value > 50)
+        yield platform, prom, sent
+    finally:
+        platform.teardown()
+
+
+def test_it_is_installed_in_the_run_namespace_only(observed):
+    platform, prom, _ = observed
+    assert prom.url == platform._url(NAME) and prom.url.startswith("http://")
+    from kubernetes import client
+    rbac = client.RbacAuthorizationV1Api(platform.api.client)
+    role = rbac.read_namespaced_role(NAME, platform.namespace)
+    assert {r for rule in role.rules for r in rule.resources} == {"pods", "endpoints", "services"}
+    assert {v for rule in role.rules for v in rule.verbs} == {"get", "list", "watch"}
+    # every app pod (blue's and green's) is a target, up; nothing else is (not Prometheus itself)
+    targets = prom.active_targets()
+    assert {t["labels"]["instance"] for t in targets} == prom.app_pod_addresses(), targets
+    assert all(t["health"] == "up" for t in targets), targets
+    assert {t["labels"].get("color") for t in targets} == {"blue", "green"}, targets
+
+
+def test_blue_has_data_and_green_without_traffic_has_no_data(observed):
+    platform, prom, sent = observed
+    assert sum(sent.values()) == 100 and all(s < 500 for s in sent), sent
+    blue = prom.query(queries.requests("blue", WINDOW))
+    assert blue.outcome == DATA and blue.value > 0, blue
+    # green's pod is scraped (its probes are series) but no client reached it: no data, not 0
+    green = prom.query(queries.requests("green", WINDOW))
+    assert green.outcome == NO_DATA, green
+    assert prom.query('http_requests_total{version="green"}').outcome == DATA  # it is scraped
+    rate = prom.query(queries.error_rate("blue", WINDOW))
+    assert rate.outcome == DATA and rate.value == 0.0, rate
+    assert prom.query(queries.error_rate("green", WINDOW)).outcome == NO_DATA
+    p99 = prom.query(queries.p99_ms("blue", WINDOW))
+    assert p99.outcome == DATA and 0 < p99.value < 60_000, p99
+
+
+def test_the_version_label_is_the_apps_own(observed):
+    """honor_labels: the scraped ``version`` is the app's colour, and no target label renamed
+    it (a clash would leave ``exported_version`` behind)."""
+    _, prom, _ = observed
+    by_version = prom.query(f'sum by (version) (http_requests_total{queries.selector()})')
+    assert set(by_version.by("version")) == {"blue"}, by_version
+    assert prom.query('{__name__=~"http_.+", exported_version=~".+"}').outcome == NO_DATA
+
+
+def test_negative_controls_no_data_and_error_are_their_own_outcomes(observed):
+    _, prom, _ = observed
+    nobody = prom.query(queries.requests("purple", WINDOW))  # a version no pod has
+    assert nobody.outcome == NO_DATA, nobody
+    with pytest.raises(PlatformError, match="no value"):
+        nobody.value
+    broken = prom.query("sum(rate(http_requests_total[30s]")
+    assert broken.outcome == ERROR and broken.error_type == "bad_data", broken
+    assert "parse error" in broken.error
+    assert not broken.has_data
+
+
+def test_a_prometheus_that_is_not_installed_says_so_in_one_line():
+    with pytest.raises(PlatformError, match="not installed; call install"):
+        ClusterPrometheus().url
