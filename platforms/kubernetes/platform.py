@@ -37,7 +37,8 @@ from zerodrop.platforms.kubernetes.diagnose import deployment_ready, why_not_rea
 from zerodrop.platforms.kubernetes.lint import lint
 from zerodrop.platforms.kubernetes.layout import Layout, discover
 from zerodrop.platforms.kubernetes.render import DEFAULT_OVERLAY, customize, render
-from zerodrop.platforms.kubernetes.routing import Router, make_router
+from zerodrop.platforms.kubernetes.routers import make_router
+from zerodrop.platforms.kubernetes.routing import Router
 from zerodrop.platforms.kubernetes.watch import Watcher, pod_ready, ready_endpoints
 from zerodrop.profiles import profile as profiles
 from zerodrop.records.events import EventLog, EventName, Source
@@ -111,6 +112,7 @@ class KubernetesPlatform(Platform):
         self.router = router or make_router(config.router, self.api, self.layout, self.events)
         self.watcher = Watcher(self.api, self.layout, self.events)
         self._node_ports: dict[str, int] = {}  # Service name -> its NodePort
+        self.metrics = None  # ClusterPrometheus / ExternalPrometheus (prometheus.py), or None
         self._torn_down = False
 
     # the clients, for what runs beside the platform (the load Job, tests)
@@ -126,6 +128,10 @@ class KubernetesPlatform(Platform):
         when every address handed out reaches its ready pods."""
         idle = next(c for c in COLORS if c != active)
         self.router.preflight()  # the CRDs a weighted router needs: before anything exists
+        if self.config.prometheus not in (None, "cluster"):  # the user's: it must answer first
+            from zerodrop.platforms.kubernetes.prometheus import ExternalPrometheus
+            self.metrics = ExternalPrometheus(self.config.prometheus)
+            self.metrics.check()
         self._create_namespace()
         self.watcher.start()
         objects = customize(render(self.config.overlay), layout=self.layout,
@@ -147,6 +153,10 @@ class KubernetesPlatform(Platform):
         for o in by_kind.get("Service", []):
             self._create_service(o, active)
         self.router.install(self)  # a Gateway and its HTTPRoute, a VirtualService, or nothing
+        if self.config.prometheus == "cluster":  # one in the namespace, scraping every app pod
+            from zerodrop.platforms.kubernetes.prometheus import ClusterPrometheus
+            self.metrics = ClusterPrometheus()
+            self.metrics.install(self)
         for o in others:
             self._wait_deployment(o["metadata"]["name"], self.config.ready_timeout)
         for o in by_kind.get("Job", []):
@@ -154,6 +164,8 @@ class KubernetesPlatform(Platform):
             self._wait_job(o["metadata"]["name"], self.config.ready_timeout)
         self._create_deployments(apps)
         self._wait_serving(active, idle if idle_replicas else None)
+        if self.config.prometheus == "cluster":
+            self.metrics.wait_ready(self.config.ready_timeout)
 
     def _create_namespace(self) -> None:
         from kubernetes import client
@@ -223,6 +235,24 @@ class KubernetesPlatform(Platform):
     def preview_url(self, color: str) -> str:
         _check_color(color)
         return self._url(self.layout.preview(color))
+
+    @property
+    def metrics_url(self) -> str | None:
+        return self.metrics.url if self.metrics is not None else None
+
+    def query_metrics(self, promql: str):
+        if self.metrics is None:
+            raise PlatformError("no Prometheus scrapes this platform (KubeConfig.prometheus)")
+        return self.metrics.query(promql)
+
+    def wait_scraped(self, color: str, timeout: float | None = None) -> None:
+        """The namespace's Prometheus: until every ready app pod (both colours) is scraped. A
+        user's Prometheus scrapes on its own terms: its first stage may read "no data"."""
+        _check_color(color)
+        if self.metrics is None:
+            raise PlatformError("no Prometheus scrapes this platform (KubeConfig.prometheus)")
+        if hasattr(self.metrics, "wait_scraped"):
+            self.metrics.wait_scraped(timeout or self.config.ready_timeout)
 
     @property
     def propagation_hint(self) -> float:

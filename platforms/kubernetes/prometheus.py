@@ -1,27 +1,34 @@
 """A real Prometheus in the run's namespace, scraping the app's pods, for canary analysis on a
 cluster; or a user's own Prometheus, checked before it is trusted.
 
-``ClusterPrometheus.install(platform)`` creates, in ``platform.namespace`` only (a run must not
-read or grant anything outside its namespace, and the namespace's deletion removes it all):
+``ClusterPrometheus.install(platform)`` creates, in ``platform.namespace`` only (the namespace's
+deletion at teardown removes it all):
 
-- a ServiceAccount with a namespaced Role + RoleBinding: get/list/watch pods, endpoints and
-  services in this namespace (Kubernetes service discovery needs no more, and a ClusterRole
-  would outlive the run);
+- a ServiceAccount of its own, without an API token: it never talks to the API server (below);
+- a headless Service ``prometheus-targets`` selecting the app's pods of every colour
+  (``platform.layout.app_labels``) on their container port (``layout.port``), publishing
+  not-ready addresses too, so a starting pod is a (down) target at once and a terminating one
+  is scraped until it is gone (its last requests counted);
 - a ConfigMap with ``prometheus.yml``: a 1 s scrape interval (a canary stage of seconds needs
-  samples; ``rate()`` needs two scrapes), ``kubernetes_sd_configs`` of role ``pod`` limited to
-  the namespace, keeping only the app's pods (``platform.layout.app_labels``), only Running
-  ones, and only their container port (``layout.port``); ``honor_labels: true`` because the
-  app's series already carry ``service``/``version``/``route``/``status`` and a target label of
-  the same name must never replace them (``version`` is the colour the PromQL selects on). The
-  targets add ``pod`` and ``color`` (the pod's colour label) for people reading the targets;
+  samples; ``rate()`` needs two scrapes) and ``dns_sd_configs`` of that Service's A records
+  (one per pod IP, refreshed every 2 s); ``honor_labels: true`` because the app's series
+  already carry ``service``/``version``/``route``/``status`` and a target label of the same
+  name must never replace them (``version`` is the colour the PromQL selects on);
 - a Deployment of ``zerodrop/prometheus:dev`` (infra/cluster/build-prometheus-image.sh: Debian's
   package, no registry) with its TSDB on an emptyDir and a readiness probe on ``/-/ready``;
 - a NodePort Service ``prometheus`` through the platform's NodePort allocator, so this machine
   asks it the way the load reaches the app (``url``).
 
+Why DNS and not ``kubernetes_sd_configs``: Debian builds Prometheus without Kubernetes service
+discovery (bookworm's 2.42: ``field kubernetes_sd_configs not found``; its discovery packages
+are aws, azure, dns, file, http, ... and no kubernetes). The headless Service gives the same
+set of pods from cluster DNS, with no Role or RoleBinding at all; what it cannot give are pod
+meta labels (pod name, colour label), which the queries do not need: ``version`` is the app's.
+
 ``wait_ready`` and ``wait_scraped`` wait on conditions with a deadline and fail in one line with
-what they saw. A new pod reaches the scrapers only on discovery's next tick (~5 s), so a query
-before ``wait_scraped`` is ``no_data``, which is never a pass (``QueryResult``).
+what they saw. A new pod reaches the scrapers after DNS (CoreDNS answers with a 5 s TTL),
+discovery's refresh and its next 5 s hand-over tick, so a query before ``wait_scraped`` is
+``no_data``, which is never a pass (``QueryResult``).
 
 ``ExternalPrometheus(url)`` is a Prometheus the user runs (the seed's ``http://prometheus:9090``):
 ``check()`` asks it ``up`` once, so an unreachable or broken one fails before the canary starts
@@ -44,45 +51,23 @@ from zerodrop.platforms.kubernetes.diagnose import why_not_ready
 from zerodrop.platforms.kubernetes.watch import pod_ready
 from zerodrop.platforms.local.prometheus import ERROR, QueryResult, query_prometheus
 
-__all__ = ["ClusterPrometheus", "ExternalPrometheus", "prometheus_config", "IMAGE", "NAME"]
+__all__ = ["ClusterPrometheus", "ExternalPrometheus", "prometheus_config", "IMAGE", "NAME",
+           "TARGETS"]
 
 IMAGE = "zerodrop/prometheus:dev"
-NAME = "prometheus"          # every object's name: the ServiceAccount, Role, Service, ...
+NAME = "prometheus"          # its objects' name: ServiceAccount, ConfigMap, Deployment, Service
+TARGETS = "prometheus-targets"   # the headless Service whose A records are the app's pods
 PORT = 9090
 JOB = "payment-service"
 CONFIG_DIR = "/etc/prometheus"
 DATA_DIR = "/prometheus"
 
 
-def _meta_label(label: str) -> str:
-    """The discovery meta label of a pod label: Prometheus turns every character that is not
-    a letter, a digit or ``_`` into ``_`` (``app.kubernetes.io/name`` ->
-    ``__meta_kubernetes_pod_label_app_kubernetes_io_name``)."""
-    return "__meta_kubernetes_pod_label_" + "".join(
-        c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in label)
-
-
-def _escape_regex(value: str) -> str:
-    """A literal for a relabel ``regex`` (RE2, anchored by Prometheus)."""
-    return "".join("\\" + c if c in r".^$*+?()[]{}|\/" else c for c in value)
-
-
-def prometheus_config(namespace: str, app_labels: dict[str, str], port: int,
-                      color_label: str, scrape_interval: float = 1.0, job: str = JOB) -> dict:
-    """``prometheus.yml`` (pure): the app's Running pods in ``namespace``, their container
-    ``port`` only. JSON is YAML: no YAML writer needed."""
+def prometheus_config(targets: str, port: int, scrape_interval: float = 1.0,
+                      job: str = JOB) -> dict:
+    """``prometheus.yml`` (pure): every A record of the headless Service ``targets`` (one per
+    app pod) on ``port``. JSON is YAML: no YAML writer needed."""
     interval = f"{max(1, round(scrape_interval * 1000))}ms"
-    keep = [{"action": "keep", "source_labels": [_meta_label(k)], "regex": _escape_regex(v)}
-            for k, v in sorted(app_labels.items())]
-    keep += [
-        {"action": "keep", "source_labels": ["__meta_kubernetes_pod_phase"], "regex": "Running"},
-        {"action": "keep", "source_labels": ["__meta_kubernetes_pod_container_port_number"],
-         "regex": str(port)},
-        {"action": "replace", "source_labels": ["__meta_kubernetes_pod_name"],
-         "target_label": "pod"},
-        {"action": "replace", "source_labels": [_meta_label(color_label)],
-         "target_label": "color"},
-    ]
     return {
         "global": {"scrape_interval": interval, "scrape_timeout": interval,
                    "evaluation_interval": interval},
@@ -90,8 +75,9 @@ def prometheus_config(namespace: str, app_labels: dict[str, str], port: int,
             "job_name": job,
             "metrics_path": "/metrics",
             "honor_labels": True,   # the app's own version/service/route/status win
-            "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"names": [namespace]}}],
-            "relabel_configs": keep,
+            # the short name: the pod's resolv.conf searches its own namespace first
+            "dns_sd_configs": [{"names": [targets], "type": "A", "port": port,
+                                "refresh_interval": "2s"}],
         }],
     }
 
@@ -109,34 +95,29 @@ class ClusterPrometheus:
 
     # ---- life cycle -------------------------------------------------------------------------
     def install(self, platform) -> None:
-        """The ServiceAccount, Role, RoleBinding, ConfigMap, Deployment and NodePort Service in
-        ``platform.namespace``; returns once created (``wait_ready`` waits for it to serve).
-        PlatformError in one line; on any failure what it created is deleted again."""
-        from kubernetes import client
+        """The ServiceAccount, the targets' headless Service, the ConfigMap, the Deployment and
+        the NodePort Service in ``platform.namespace``; returns once created (``wait_ready``
+        waits for it to serve). PlatformError in one line; on any failure what it created is
+        deleted again."""
         if self.platform is not None:
             raise PlatformError("this ClusterPrometheus is already installed; make a new one")
         self.platform = platform
         api, ns, layout = platform.api, platform.namespace, platform.layout
-        rbac = client.RbacAuthorizationV1Api(api.client)
         meta = {"name": NAME, "namespace": ns,
                 "labels": {**platform.labels(), "app.kubernetes.io/name": NAME}}
         try:
             self._create("ServiceAccount", api.core.create_namespaced_service_account,
                          api.core.delete_namespaced_service_account,
-                         {"metadata": meta, "automountServiceAccountToken": True})
-            self._create("Role", rbac.create_namespaced_role, rbac.delete_namespaced_role, {
-                "metadata": meta,
-                "rules": [{"apiGroups": [""], "resources": ["pods", "endpoints", "services"],
-                           "verbs": ["get", "list", "watch"]}]})
-            self._create("RoleBinding", rbac.create_namespaced_role_binding,
-                         rbac.delete_namespaced_role_binding, {
-                             "metadata": meta,
-                             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                         "name": NAME},
-                             "subjects": [{"kind": "ServiceAccount", "name": NAME,
-                                           "namespace": ns}]})
-            config = prometheus_config(ns, dict(layout.app_labels), layout.port, layout.label,
-                                       self.scrape_interval)
+                         {"metadata": meta, "automountServiceAccountToken": False})
+            self._create("Service", api.core.create_namespaced_service,
+                         api.core.delete_namespaced_service, {
+                             "metadata": {**meta, "name": TARGETS},
+                             "spec": {"clusterIP": "None", "publishNotReadyAddresses": True,
+                                      "selector": dict(layout.app_labels),
+                                      "ports": [{"name": "metrics", "port": layout.port,
+                                                 "targetPort": layout.port}]}},
+                         name=TARGETS)
+            config = prometheus_config(TARGETS, layout.port, self.scrape_interval)
             self._create("ConfigMap", api.core.create_namespaced_config_map,
                          api.core.delete_namespaced_config_map, {
                              "metadata": meta,
@@ -149,9 +130,9 @@ class ClusterPrometheus:
             self.remove()
             raise
 
-    def _create(self, kind: str, create, delete, body: dict) -> None:
-        self.platform.api.call(f"create {kind} {NAME}", create, self.platform.namespace, body)
-        self._created.append((kind, delete, NAME))
+    def _create(self, kind: str, create, delete, body: dict, name: str = NAME) -> None:
+        self.platform.api.call(f"create {kind} {name}", create, self.platform.namespace, body)
+        self._created.append((kind, delete, name))
 
     def remove(self) -> None:
         """Delete what ``install`` created, newest first (a failed install must not leave a
@@ -163,7 +144,7 @@ class ClusterPrometheus:
                                        self.platform.namespace)
             except PlatformError:
                 pass  # gone already, or the namespace is going: nothing left to free
-        if any(kind == "Service" for kind, _, _ in created):
+        if any(name == NAME and kind == "Service" for kind, _, name in created):
             # the platform's record of the port: service_url-style lookups must not find it
             self.platform._node_ports.pop(NAME, None)
 

@@ -84,23 +84,3 @@ class SelectorRouter(Router):
         raise PlatformError("the Service selector router cannot split traffic by weight; a "
                             "weighted router (Gateway API, Istio) is needed for canary weights")
 
-
-ROUTERS = ("selector", "gateway", "istio", "replicas")
-
-
-def make_router(name: str, api, layout: Layout, events: EventLog | None = None) -> Router:
-    """The router called ``name`` (``--router``): the Service selector (the seed's switch), a
-    Gateway API HTTPRoute through Traefik, the seed's Istio VirtualService, or the replica-ratio
-    fallback through the canary Service. ValueError (one line) for an unknown name."""
-    if name == "selector":
-        return SelectorRouter(api, layout, events)
-    if name == "gateway":
-        from zerodrop.platforms.kubernetes.gateway import GatewayRouter
-        return GatewayRouter(api, layout, events)
-    if name == "istio":
-        from zerodrop.platforms.kubernetes.istio import IstioRouter
-        return IstioRouter(api, layout, events)
-    if name == "replicas":
-        from zerodrop.platforms.kubernetes.ratio import ReplicaRatioRouter
-        return ReplicaRatioRouter(api, layout, events)
-    raise ValueError(f"unknown router {name!r}; choose one of {', '.join(ROUTERS)}")

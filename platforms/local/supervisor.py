@@ -276,8 +276,10 @@ class Supervisor:
                 # server that closes idle connections has had its chance; one busy or just
                 # used at the end is a busy machine's lateness)
                 idle_before = time.monotonic() - self.config.drain_seconds / 2
-                pod.open_at_drain_end = sum(1 for c in held & pod.held_at_sigterm
-                                            if getattr(c, "last_active", 0.0) <= idle_before)
+                pod.open_at_drain_end = sum(
+                    1 for c in held & pod.held_at_sigterm
+                    if getattr(c, "last_active", 0.0) <= idle_before
+                    and not (hasattr(c, "replica_closed") and c.replica_closed()))
             stopper.join(EXIT_SAMPLE_S)
 
     def _forget(self, pod: ReplicaProcess) -> None:

@@ -15,7 +15,8 @@ import requests
 
 from zerodrop.payment_service.monitoring import queries
 from zerodrop.platforms.base import PlatformError
-from zerodrop.platforms.kubernetes.platform import KubeConfig, new_namespace, stand_up
+from zerodrop.platforms.kubernetes.platform import (KubeConfig, KubernetesPlatform,
+                                                    new_namespace, stand_up)
 from zerodrop.platforms.kubernetes.prometheus import NAME, ClusterPrometheus
 from zerodrop.platforms.local.prometheus import DATA, ERROR, NO_DATA, QueryResult
 
@@ -52,6 +53,36 @@ def send(platform, n: int) -> dict[int, int]:
     return seen
 
 
+# first: it needs a NodePort of its own, before the module's platform holds four of the ten
+def test_an_image_the_node_lacks_fails_in_one_line_and_remove_frees_everything(cluster, run_id):
+    """Negative control for wait_ready: no registry, so an image never loaded into the node
+    cannot start; the timeout says why (the pod's pull state), and remove() deletes every object
+    install made, the NodePort with it. A bare namespace: no app is needed to see this."""
+    platform = KubernetesPlatform(cluster, new_namespace(run_id, "prom-noimage"),
+                                  KubeConfig(run_id=run_id))
+    try:
+        platform._create_namespace()
+        prom = ClusterPrometheus(image="zerodrop/no-such-prometheus:dev")
+        prom.install(platform)
+        with pytest.raises(PlatformError) as info:
+            prom.wait_ready(timeout=20)
+        message = str(info.value)
+        assert "\n" not in message and "not ready after 20 s" in message, message
+        assert "ImagePull" in message or "ErrImage" in message, message
+        prom.remove()
+        ns = platform.namespace
+        assert platform.core.list_namespaced_service(ns).items == []
+        assert platform.core.list_namespaced_config_map(
+            ns, label_selector=f"app.kubernetes.io/name={NAME}").items == []
+        assert platform.apps.list_namespaced_deployment(ns).items == []
+        names = {a.metadata.name for a in platform.core.list_namespaced_service_account(ns).items}
+        assert NAME not in names, names
+        with pytest.raises(PlatformError, match="no NodePort"):
+            prom.url
+    finally:
+        platform.teardown()
+
+
 @pytest.fixture(scope="module")
 def observed(cluster, run_id):
     """The platform, its Prometheus scraping every app pod, and ~100 requests to blue counted
@@ -73,19 +104,18 @@ def observed(cluster, run_id):
         platform.teardown()
 
 
-def test_it_is_installed_in_the_run_namespace_only(observed):
+def test_it_scrapes_every_app_pod_and_nothing_else(observed):
     platform, prom, _ = observed
     assert prom.url == platform._url(NAME) and prom.url.startswith("http://")
-    from kubernetes import client
-    rbac = client.RbacAuthorizationV1Api(platform.api.client)
-    role = rbac.read_namespaced_role(NAME, platform.namespace)
-    assert {r for rule in role.rules for r in rule.resources} == {"pods", "endpoints", "services"}
-    assert {v for rule in role.rules for v in rule.verbs} == {"get", "list", "watch"}
-    # every app pod (blue's and green's) is a target, up; nothing else is (not Prometheus itself)
+    # every app pod (blue's and green's) is a target, up; nothing else is (not Prometheus itself,
+    # not PostgreSQL)
     targets = prom.active_targets()
-    assert {t["labels"]["instance"] for t in targets} == prom.app_pod_addresses(), targets
+    pods = prom.app_pod_addresses()
+    assert len(pods) == 2 and {t["labels"]["instance"] for t in targets} == pods, (targets, pods)
     assert all(t["health"] == "up" for t in targets), targets
-    assert {t["labels"].get("color") for t in targets} == {"blue", "green"}, targets
+    # it reads no API: its pod has no ServiceAccount token (no Role exists to grant anything)
+    sa = platform.core.read_namespaced_service_account(NAME, platform.namespace)
+    assert sa.automount_service_account_token is False
 
 
 def test_blue_has_data_and_green_without_traffic_has_no_data(observed):
@@ -128,3 +158,15 @@ def test_negative_controls_no_data_and_error_are_their_own_outcomes(observed):
 def test_a_prometheus_that_is_not_installed_says_so_in_one_line():
     with pytest.raises(PlatformError, match="not installed; call install"):
         ClusterPrometheus().url
+
+
+def test_a_second_install_fails_in_one_line_and_leaves_the_first_alone(observed):
+    """Cleanup on failure deletes only what that install created: the clash is on its first
+    object, so the running Prometheus keeps answering."""
+    platform, prom, _ = observed
+    with pytest.raises(PlatformError) as info:
+        ClusterPrometheus().install(platform)
+    message = str(info.value)
+    assert "\n" not in message and "create ServiceAccount prometheus" in message, message
+    assert "409" in message, message
+    assert prom.query("up").has_data  # the first one still serves

@@ -155,6 +155,6 @@ def test_weights_outside_0_to_100_are_refused_in_one_line(weights, canary, messa
 
 
 def test_an_unknown_router_is_refused_in_one_line():
-    from zerodrop.platforms.kubernetes.routing import make_router
+    from zerodrop.platforms.kubernetes.routers import make_router
     with pytest.raises(ValueError, match=r"^unknown router 'nginx'; choose one of selector, gateway, istio, replicas$"):
         make_router("nginx", None, layout_of(KubeConfig()))
