@@ -67,6 +67,26 @@ def _classify(p: float, large: bool, s: JudgeSettings) -> str:
     return PASS
 
 
+def above_limit(exceeding: int, n: int, share: float, s: JudgeSettings) -> tuple[str, float]:
+    """Is more than ``share`` of a version's requests above a limit (an error; slower than the
+    p99 limit, for ``share`` 0.01)? Judged from the count observed, ``exceeding`` of ``n``:
+    p = P(X >= exceeding) for X ~ Binomial(n, share), the chance of seeing that many if the
+    version were exactly at the limit. FAIL below ``alpha_fail``, MARGINAL below
+    ``alpha_marginal`` (when the observed share is above), else PASS; (outcome, p). One error
+    in 60 requests is 1.7 % but says nothing against a 1 % limit (p = 0.45); 18 in 60 does.
+    A limit of 0 fails on any."""
+    from scipy.stats import binom
+    if n <= 0:
+        raise ValueError("above_limit needs at least one request")
+    p = float(binom.sf(exceeding - 1, n, share)) if exceeding > 0 else 1.0
+    over = exceeding / n > share
+    if over and p < s.alpha_fail:
+        return FAIL, p
+    if over and p < s.alpha_marginal:
+        return MARGINAL, p
+    return PASS, p
+
+
 def _numbers(values: Iterable[float]) -> list[float] | None:
     out = [float(v) for v in values]
     return None if any(math.isnan(v) or math.isinf(v) for v in out) else out

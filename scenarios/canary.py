@@ -33,8 +33,8 @@ from zerodrop.platforms.base import Platform
 from zerodrop.profiles.profile import Profile
 from zerodrop.records.events import EventName, Source
 from zerodrop.records.ledger import LedgerRecord
-from zerodrop.reports.judge import (FAIL, MARGINAL, NO_DATA, PASS, JudgeSettings, compare_errors,
-                                    compare_latency, overall)
+from zerodrop.reports.judge import (FAIL, MARGINAL, NO_DATA, PASS, JudgeSettings, above_limit,
+                                    compare_errors, compare_latency, overall)
 from zerodrop.scenarios.blue_green import (_active, deploy, drain, find_active, other, scale,
                                            smoke_test, verify_serves, wait_gone, wait_ready)
 from zerodrop.scenarios.steps import Context, Scenario, Step, StepFailed
@@ -130,23 +130,42 @@ def _p99(values: Sequence[float]) -> float | None:
 
 
 def critical_checks(canary: Sequence[LedgerRecord], s: CanarySettings) -> tuple[Check, ...]:
-    """The seed's thresholds on the canary, fixed: below ``min_requests`` they are no data."""
+    """The seed's limits on the canary, fixed: below ``min_requests`` they are no data, and a
+    limit is failed only when the canary is above it with confidence (reports/judge.py's
+    ``above_limit``: the count of errors, or of answers slower than the p99 limit, against what
+    a version exactly at the limit would show), never by one unlucky request in a small stage."""
     n = len(canary)
     if n < s.min_requests:
         why = f"{n} canary requests, at least {s.min_requests} are needed"
         return (Check("error rate", NO_DATA, None, s.max_error_rate, f"error rate: no data ({why})"),
                 Check("p99", NO_DATA, None, s.max_p99_ms, f"p99: no data ({why})"))
+    settings = replace(s.judge, min_requests=s.min_requests)
     failed = sum(r.failed for r in canary)
     rate = failed / n
+    outcome, p = above_limit(failed, n, s.max_error_rate, settings)
+    checks = [Check("error rate", outcome, rate, s.max_error_rate,
+                    f"canary error rate {rate:.2%} ({failed:,} of {n:,}), limit "
+                    f"{s.max_error_rate:.2%}{_confidence(outcome, p)}")]
     ok = [r.latency_ms for r in canary if not r.failed]
     p99 = _p99(ok)
-    return (
-        Check("error rate", FAIL if rate > s.max_error_rate else PASS, rate, s.max_error_rate,
-              f"canary error rate {rate:.2%} ({failed:,} of {n:,}), limit {s.max_error_rate:.2%}"),
-        Check("p99", NO_DATA if p99 is None else FAIL if p99 > s.max_p99_ms else PASS, p99,
-              s.max_p99_ms, "canary p99: no answered request" if p99 is None else
-              f"canary p99 {p99:.0f} ms, limit {s.max_p99_ms:.0f} ms"),
-    )
+    if p99 is None:
+        checks.append(Check("p99", NO_DATA, None, s.max_p99_ms, "canary p99: no answered request"))
+    else:
+        slow = sum(1 for ms in ok if ms > s.max_p99_ms)
+        outcome, p = above_limit(slow, len(ok), 0.01, settings)
+        checks.append(Check("p99", outcome, p99, s.max_p99_ms,
+                            f"canary p99 {p99:.0f} ms ({slow:,} of {len(ok):,} answers above "
+                            f"{s.max_p99_ms:.0f} ms), limit {s.max_p99_ms:.0f} ms"
+                            f"{_confidence(outcome, p)}"))
+    return tuple(checks)
+
+
+def _confidence(outcome: str, p: float) -> str:
+    if outcome == FAIL:
+        return f": above it with confidence (p={p:.2g})"
+    if outcome == MARGINAL:
+        return f": perhaps above it (p={p:.2g})"
+    return ""
 
 
 def analyze(records: Sequence[LedgerRecord], stable_version: str, canary_version: str,
@@ -188,24 +207,34 @@ def prometheus_checks(query: Callable[[str], Any], stable: str, canary: str, win
     """The seed's PromQL (error rate and p99 by version), fixed (payment_service/monitoring/
     queries.py), asked through ``query`` (the platform's Prometheus) over the last
     ``window_s`` (whole seconds, rounded down: what came before the stage, such as the
-    canary's own smoke test, stays out): absolute limits on the canary, and relative ones against the stable version
-    that mean something when the stable version has no error at all. ``stable``/``canary`` are
-    the ``version`` label values (the colours). No data or a query error is NO_DATA."""
+    canary's own smoke test, stays out): the limits on the canary judged from counts, as the
+    ledger's are (``above_limit``: errors, and answers slower than the histogram bound at or
+    above the p99 limit), and relative limits against the stable version that mean something
+    when it has no error at all. ``stable``/``canary`` are the ``version`` label values (the
+    colours). No data or a query error is NO_DATA."""
     from zerodrop.payment_service.monitoring import queries as q
     w, svc = max(2, math.floor(window_s)), s.metrics_service  # never reaching before the stage
+    settings = replace(s.judge, min_requests=s.min_requests)
+    c_n, c_n_why = _number(query(q.requests(canary, w, svc)))
+    c_k, c_k_why = _number(query(q.errors(canary, w, svc)))
     c_err, c_err_why = _number(query(q.error_rate(canary, w, svc)))
     s_err, s_err_why = _number(query(q.error_rate(stable, w, svc)))
     c_p99, c_p99_why = _number(query(q.p99_ms(canary, w, svc)))
     s_p99, s_p99_why = _number(query(q.p99_ms(stable, w, svc)))
     limit_pct = s.max_error_rate * 100
     checks = []
-    if c_err is None:
+    n = round(c_n) if c_n is not None else 0
+    if c_n is None or c_k is None or c_err is None or n < s.min_requests:
+        why = _whys(c_n_why or c_k_why or c_err_why, "") or \
+            f"{n} canary requests, at least {s.min_requests} are needed"
         checks.append(Check("prometheus error rate", NO_DATA, None, limit_pct,
-                            f"Prometheus canary error rate: {c_err_why}"))
+                            f"Prometheus canary error rate: {why}"))
     else:
-        checks.append(Check("prometheus error rate", FAIL if c_err > limit_pct else PASS, c_err,
-                            limit_pct, f"Prometheus canary error rate {c_err:.2f}% over {w} s, "
-                                       f"limit {limit_pct:.2f}%"))
+        k = min(round(c_k), n)
+        outcome, p = above_limit(k, n, s.max_error_rate, settings)
+        checks.append(Check("prometheus error rate", outcome, c_err, limit_pct,
+                            f"Prometheus canary error rate {c_err:.2f}% (~{k:,} of ~{n:,} over "
+                            f"{w} s), limit {limit_pct:.2f}%{_confidence(outcome, p)}"))
     if c_err is None or s_err is None:
         checks.append(Check("prometheus errors vs stable", NO_DATA, None, limit_pct,
                             f"Prometheus errors vs stable: {_whys(c_err_why, s_err_why)}"))
@@ -215,13 +244,20 @@ def prometheus_checks(query: Callable[[str], Any], stable: str, canary: str, win
                             excess, limit_pct, f"Prometheus canary error rate {c_err:.2f}% vs stable "
                                                f"{s_err:.2f}% (+{max(excess, 0):.2f} points, "
                                                f"limit +{limit_pct:.2f})"))
-    if c_p99 is None:
+    slow_q = q.slower_than(canary, s.max_p99_ms / 1000, w, svc) \
+        if q.bucket_at_or_above(s.max_p99_ms / 1000) is not None else None
+    slow, slow_why = _number(query(slow_q)) if slow_q else (None, "the p99 limit is above "
+                                                            "every histogram bucket")
+    if c_p99 is None or slow is None or n < s.min_requests:
         checks.append(Check("prometheus p99", NO_DATA, None, s.max_p99_ms,
-                            f"Prometheus canary p99: {c_p99_why}"))
+                            f"Prometheus canary p99: {c_p99_why or slow_why or f'{n} canary requests'}"))
     else:
-        checks.append(Check("prometheus p99", FAIL if c_p99 > s.max_p99_ms else PASS, c_p99,
-                            s.max_p99_ms, f"Prometheus canary p99 {c_p99:.0f} ms over {w} s, "
-                                          f"limit {s.max_p99_ms:.0f} ms"))
+        k = min(max(round(slow), 0), n)
+        outcome, p = above_limit(k, n, 0.01, settings)
+        checks.append(Check("prometheus p99", outcome, c_p99, s.max_p99_ms,
+                            f"Prometheus canary p99 {c_p99:.0f} ms (~{k:,} of ~{n:,} answers "
+                            f"slower than the limit's bucket, over {w} s), limit "
+                            f"{s.max_p99_ms:.0f} ms{_confidence(outcome, p)}"))
     if c_p99 is None or s_p99 is None:
         checks.append(Check("prometheus p99 vs stable", NO_DATA, None, None,
                             f"Prometheus p99 vs stable: {_whys(c_p99_why, s_p99_why)}"))

@@ -66,3 +66,33 @@ def p99_ms(version: str, window: str | float = "5m", service: str = SERVICE) -> 
 def requests(version: str, window: str | float = "5m", service: str = SERVICE) -> str:
     """How many client requests one version answered in the window (extrapolated by increase())."""
     return f"sum(increase(http_requests_total{selector(service, version)}[{_window(window)}]))"
+
+
+def errors(version: str, window: str | float = "5m", service: str = SERVICE) -> str:
+    """How many of one version's client requests were answered 5xx in the window; 0 (not empty)
+    when it had traffic but no 5xx series exists yet, empty when it had no traffic."""
+    w = _window(window)
+    five_xx = selector(service, version, 'status=~"5.."')
+    return (f"sum(increase(http_requests_total{five_xx}[{w}])) or "
+            f"sum(increase(http_requests_total{selector(service, version)}[{w}])) * 0")
+
+
+def bucket_at_or_above(seconds: float) -> float | None:
+    """The smallest histogram bucket bound >= ``seconds`` (None: above every bound)."""
+    from ..metrics import BUCKETS
+    return next((b for b in BUCKETS if b >= seconds), None)
+
+
+def slower_than(version: str, seconds: float, window: str | float = "5m",
+                service: str = SERVICE) -> str:
+    """How many of one version's client requests took longer than the histogram bucket bound
+    at or above ``seconds`` (so never more than really took longer than ``seconds``: a count
+    that errs towards passing); ValueError when ``seconds`` is above every bound."""
+    from prometheus_client.utils import floatToGoString
+    bound = bucket_at_or_above(seconds)
+    if bound is None:
+        raise ValueError(f"no histogram bucket at or above {seconds:g} s")
+    w = _window(window)
+    le = selector(service, version, f'le={_literal(floatToGoString(bound))}')
+    return (f"sum(increase(http_request_duration_seconds_count{selector(service, version)}[{w}]))"
+            f" - sum(increase(http_request_duration_seconds_bucket{le}[{w}]))")

@@ -6,9 +6,11 @@ labels WITHOUT the colour label, and clients come in through it (``entry_service
 spreads new connections over every ready pod it lists, so a colour's share of connections is
 its share of the ready replicas. ``set_weights`` turns percents into replica counts out of a
 fixed total (the platform's replicas x 2, between 2 and 10), scales both Deployments (the
-growing colour first, so capacity never dips), waits until both are ready and the split's
-EndpointSlices list exactly those pods, and emits "selector patched" with the asked AND the
-effective weights: 10 % asked of 4 pods is 1 pod, 25 % effective, and the timeline says so.
+growing colour first, so capacity never dips), waits until both are ready, the split's
+EndpointSlices list exactly those pods and fresh connections through it have reached every one
+of them (kube-proxy lags the EndpointSlices: on this machine 200 of 200 answers came from blue
+right after the slices listed blue and green), and emits "selector patched" with the asked AND
+the effective weights: 10 % asked of 4 pods is 1 pod, 25 % effective, and the timeline says so.
 ``route_to`` is the same with the whole total on one colour and the other at 0.
 
 What it cannot do: exact percents (only multiples of 1/total; a colour with a weight keeps at
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 import time
 from typing import Any
+
+import requests
 
 from zerodrop.platforms.base import COLORS, PlatformError
 from zerodrop.platforms.kubernetes.layout import Layout
@@ -101,10 +105,10 @@ class ReplicaRatioRouter(Router):
         return self.split
 
     def wait_entry(self, platform, timeout: float) -> None:
-        """The split's EndpointSlices list every ready pod, and fresh connections reach them."""
+        """The split's EndpointSlices list every ready pod, and fresh connections reach each."""
         deadline = time.monotonic() + timeout
         want = platform._wait_slices(self.split, deadline, timeout)
-        platform._wait_answers(self.split, want, deadline, timeout)
+        self._wait_answers(platform, want, deadline, timeout)
 
     def route_to(self, color: str) -> None:
         other = next(c for c in COLORS if c != color)
@@ -136,7 +140,9 @@ class ReplicaRatioRouter(Router):
             if counts[color] != current[color]:
                 platform.scale(color, counts[color])
             platform.wait_ready(color, timeout)
-        self._wait_split(counts, time.monotonic() + timeout, timeout)
+        deadline = time.monotonic() + timeout
+        self._wait_answers(platform, self._wait_split(counts, deadline, timeout), deadline,
+                           timeout)
         if self.events is not None:
             self.events.emit(Source.PLATFORM, EventName.SELECTOR_PATCHED, service=self.split,
                              selector=self.layout.selector(None), asked=dict(asked),
@@ -165,8 +171,10 @@ class ReplicaRatioRouter(Router):
                                label_selector=f"kubernetes.io/service-name={self.split}").items
         return {name for s in slices for name in ready_endpoints(s)}
 
-    def _wait_split(self, counts: dict[str, int], deadline: float, timeout: float) -> None:
-        """Until the split's EndpointSlices list exactly the ready pods, ``counts`` of each."""
+    def _wait_split(self, counts: dict[str, int], deadline: float,
+                    timeout: float) -> dict[str, str]:
+        """Until the split's EndpointSlices list exactly the ready pods, ``counts`` of each;
+        those pods and their colours."""
         while True:
             ready = {p.metadata.name: self.layout.color_of(p.metadata.labels)
                      for p in self._pods()
@@ -174,10 +182,47 @@ class ReplicaRatioRouter(Router):
             have = {c: sum(1 for v in ready.values() if v == c) for c in COLORS}
             got = self._slice_pods()
             if have == counts and got == set(ready):
-                return
+                return ready
             if time.monotonic() > deadline:
                 raise PlatformError(
                     f"Service {self.split} in {self.api.namespace} does not list "
                     f"{', '.join(f'{n} {c}' for c, n in counts.items())} ready pods after "
                     f"{timeout:g} s: ready {have}, EndpointSlices list {sorted(got) or 'nothing'}")
             time.sleep(0.2)
+
+    def _wait_answers(self, platform, want, deadline: float, timeout: float) -> None:
+        """Until fresh connections through the split have reached EVERY pod in ``want`` (pod
+        names, or a dict of pod name -> colour) and the last few answers in a row came only
+        from them. A listed EndpointSlice is not yet a kube-proxy rule: with a lagging proxy
+        every answer could still come from the pods of before, and any-of-them (the platform's
+        check) would pass a split that does not exist yet. Pods are told apart by the
+        profile's replica header, else colours by its colour header; a service with neither
+        is only asked to answer."""
+        colors = dict(want) if isinstance(want, dict) else {}
+        profile = platform.profile
+        if profile.replica_header:
+            header, expect = profile.replica_header, set(want)
+        elif profile.color_header and colors:
+            header, expect = profile.color_header, set(colors.values())
+        else:
+            header, expect = "", {"a ready pod"}
+        url, seen, in_a_row, last = platform.service_url, set(), 0, "nothing"
+        while not (seen == expect and in_a_row >= platform.config.route_answers):
+            if time.monotonic() > deadline:
+                raise PlatformError(
+                    f"Service {self.split} in {self.api.namespace}: fresh connections reached "
+                    f"{sorted(seen) or 'none'} of {sorted(expect)} after {timeout:g} s (last "
+                    f"answer from {last}; kube-proxy behind?)")
+            try:
+                resp = requests.get(f"{url}{profile.liveness}", timeout=2,
+                                    headers={"Connection": "close"})
+                last = (resp.headers.get(header, f"an answer without {header}") if header
+                        else ("a ready pod" if resp.ok else f"HTTP {resp.status_code}"))
+            except requests.RequestException as exc:
+                last = f"no answer ({type(exc).__name__})"
+            if last in expect:
+                seen.add(last)
+                in_a_row += 1
+            else:
+                in_a_row = 0
+                time.sleep(0.1)

@@ -37,7 +37,8 @@ def answers(url: str, n: int) -> collections.Counter:
     for _ in range(n):
         try:
             resp = requests.get(f"{url}/health/live", timeout=5, headers={"Connection": "close"})
-            seen[resp.headers.get(COLOR_HEADER, f"no {COLOR_HEADER} (HTTP {resp.status_code})")] += 1
+            missing = f"no {COLOR_HEADER} (HTTP {resp.status_code})"
+            seen[resp.headers.get(COLOR_HEADER, missing)] += 1
         except requests.RequestException as exc:
             seen[f"error {type(exc).__name__}"] += 1
     return seen

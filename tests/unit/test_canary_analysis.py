@@ -8,7 +8,8 @@ import pytest
 
 from zerodrop.load.ledger import LedgerTail
 from zerodrop.records.ledger import LedgerRecord
-from zerodrop.scenarios.canary import FAIL, NO_DATA, PASS, CanarySettings, analyze, critical_checks
+from zerodrop.scenarios.canary import (FAIL, MARGINAL, NO_DATA, PASS, CanarySettings, analyze,
+                                      critical_checks)
 
 
 def rec(version: str, ms: float = 10.0, outcome: str = "ok", t: float = 100.0) -> LedgerRecord:
@@ -54,9 +55,25 @@ def test_the_thresholds_are_no_data_below_the_minimum_never_a_pass():
 
 
 def test_an_error_rate_above_the_limit_fails_with_its_numbers():
-    checks = critical_checks(sample("v2", 100, 10, errors=3), S)
-    assert checks[0].outcome == FAIL and checks[0].value == pytest.approx(0.03)
-    assert checks[0].detail == "canary error rate 3.00% (3 of 100), limit 1.00%"
+    checks = critical_checks(sample("v2", 100, 10, errors=8), S)
+    assert checks[0].outcome == FAIL and checks[0].value == pytest.approx(0.08)
+    assert checks[0].detail == ("canary error rate 8.00% (8 of 100), limit 1.00%: above it with "
+                                "confidence (p=8.2e-06)")
+
+
+@pytest.mark.parametrize("errors, outcome", [(1, PASS), (3, PASS), (4, MARGINAL), (5, FAIL)])
+def test_a_few_unlucky_errors_in_a_small_stage_are_not_a_failure(errors, outcome):
+    """1 of 100 is at the 1 % limit and 3 of 100 (p = 0.08) could come from a version at it;
+    the seed's bare threshold failed both. 5 of 100 (p = 0.003) could not."""
+    assert critical_checks(sample("v2", 100, 10, errors=errors), S)[0].outcome == outcome
+
+
+def test_two_slow_answers_do_not_make_a_p99_but_many_do():
+    two = sample("v2", 98, 10) + sample("v2", 2, 900)
+    assert critical_checks(two, S)[1].outcome == PASS  # p = 0.26 at a true 1 %
+    assert critical_checks(two, S)[1].value == pytest.approx(900, rel=0.25)  # yet p99 is 900 ms
+    many = sample("v2", 90, 10) + sample("v2", 10, 900)
+    assert critical_checks(many, S)[1].outcome == FAIL
 
 
 def test_a_slow_canary_fails_its_p99():
@@ -100,26 +117,45 @@ def vector(value: str | None) -> dict:
     return {"status": "success", "data": {"resultType": "vector", "result": result}}
 
 
-def asker(canary_err, stable_err, canary_p99, stable_p99):
+def kind_of(promql: str) -> str:
+    """Which of queries.py's builders made this PromQL."""
+    if "histogram_quantile" in promql:
+        return "p99"
+    if "_count" in promql:
+        return "slow"
+    if "* 100" in promql:
+        return "rate"
+    return "errors" if "5.." in promql else "requests"
+
+
+def asker(canary_err, stable_err, canary_p99, stable_p99, n="200", slow="0"):
     """A query function answering the fixed PromQL of queries.py by what it asks for (the
-    version matcher and error rate or p99), from real Prometheus answer bodies."""
+    version matcher and the builder), from real Prometheus answer bodies: canary_err and
+    stable_err are error rates in %, ``n`` the canary's requests, ``slow`` how many of them
+    were slower than the p99 limit's bucket (the error count follows from n and the rate)."""
     from zerodrop.platforms.local.prometheus import classify
     asked = []
 
     def query(promql: str):
         asked.append(promql)
-        canary = 'version="green"' in promql
-        if "histogram_quantile" in promql:
+        canary, kind = 'version="green"' in promql, kind_of(promql)
+        if kind == "p99":
             body = canary_p99 if canary else stable_p99
-        else:
+        elif kind == "rate":
             body = canary_err if canary else stable_err
+        elif kind == "requests":
+            body = n
+        elif kind == "errors":
+            body = None if canary_err is None else str(float(canary_err) / 100 * float(n))
+        else:
+            body = slow
         return classify(promql, body if isinstance(body, dict) else vector(body))
     return query, asked
 
 
-def prom(*answers, **settings):
+def prom(*answers, n="200", slow="0", **settings):
     from zerodrop.scenarios.canary import prometheus_checks
-    query, asked = asker(*answers)
+    query, asked = asker(*answers, n=n, slow=slow)
     checks = prometheus_checks(query, "blue", "green", 4.2, CanarySettings(**settings))
     return {c.name: c for c in checks}, asked
 
@@ -129,6 +165,7 @@ def test_prometheus_checks_pass_a_healthy_canary_and_ask_the_fixed_queries_over_
     assert [c.outcome for c in checks.values()] == [PASS] * 4
     assert all("[4s]" in q and 'route!~' in q for q in asked), asked  # 4.2 s -> 4 s, no probes
     assert checks["prometheus errors vs stable"].value == 0.0
+    assert any('le="0.5"' in q for q in asked), asked  # the 500 ms limit's bucket
 
 
 def test_no_data_nan_and_query_errors_are_no_data_never_a_pass():
@@ -146,11 +183,13 @@ def test_errors_against_a_stable_version_without_any_are_judged_by_points_not_by
     # the seed's "twice the stable rate" fails any error when stable has none; points do not
     checks, _ = prom("0.5", "0", "12", "10")
     assert checks["prometheus errors vs stable"].outcome == PASS
-    checks, _ = prom("3", "0", "12", "10")
+    checks, _ = prom("4", "0", "12", "10")  # 8 of 200: above 1 % with confidence
     assert checks["prometheus error rate"].outcome == FAIL
     assert checks["prometheus errors vs stable"].outcome == FAIL
     assert checks["prometheus errors vs stable"].detail == (
-        "Prometheus canary error rate 3.00% vs stable 0.00% (+3.00 points, limit +1.00)")
+        "Prometheus canary error rate 4.00% vs stable 0.00% (+4.00 points, limit +1.00)")
+    checks, _ = prom("1.5", "0", "12", "10")  # 3 of 200 could come from a version at 1 %
+    assert checks["prometheus error rate"].outcome == PASS
 
 
 def test_p99_absolute_and_relative_limits():
@@ -159,6 +198,9 @@ def test_p99_absolute_and_relative_limits():
     checks, _ = prom("0", "0", "450", "100")  # 4.5x and +350 ms; under the 500 ms limit
     assert checks["prometheus p99"].outcome == PASS
     assert checks["prometheus p99 vs stable"].outcome == FAIL
-    checks, _ = prom("0", "0", "2500", "2400")
+    checks, _ = prom("0", "0", "2500", "2400", slow="150")
     assert checks["prometheus p99"].outcome == FAIL
     assert checks["prometheus p99 vs stable"].outcome == PASS
+    checks, _ = prom("0", "0", "700", "20", slow="2")  # two slow answers make a p99 ...
+    assert checks["prometheus p99"].outcome == PASS    # ... but not a slow version
+    assert checks["prometheus p99 vs stable"].outcome == FAIL
