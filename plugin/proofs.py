@@ -2,6 +2,7 @@
 proofs for targets that cannot switch (their fixtures are in fixtures/proofs.py)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -83,8 +84,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--canary-stages", default="5,10,25,50,100",
                 help="canary: percent of traffic the canary gets at each stage, growing, ending at "
                      "100 (the promotion); default the seed's 5,10,25,50,100")
-    g.addoption("--canary-stage-seconds", type=float, default=5.0,
-                help="canary: seconds each stage lasts (default 5; the seed's 300 in production)")
+    g.addoption("--canary-stage-seconds", type=float, default=None,
+                help="canary: seconds each stage lasts (the seed's 300 in production; default: "
+                     "long enough for 1.5 x --canary-min-requests at the first stage's share of "
+                     "--load-rate, at least 5)")
     g.addoption("--canary-min-requests", type=int, default=50,
                 help="canary: requests per version and stage before any judgement; fewer is "
                      "'no data', never a pass (default 50)")
@@ -149,6 +152,10 @@ def canary_settings(opts):
     if not 0 <= opts.canary_max_error_rate <= 100 or not opts.canary_max_p99_ms > 0:
         raise pytest.UsageError("--canary-max-error-rate must be in 0..100 % and "
                                 "--canary-max-p99-ms > 0")
+    if opts.canary_stage_seconds is None:  # enough requests at the smallest share to judge
+        rate = opts.load_rate or DEFAULT_RATES.get(opts.target, CLUSTER_RATE)
+        opts.canary_stage_seconds = max(5.0, math.ceil(
+            1.5 * opts.canary_min_requests / (rate * stages[0] / 100)))
     settings = CanarySettings(stages=stages, stage_s=opts.canary_stage_seconds,
                               min_requests=opts.canary_min_requests,
                               max_error_rate=opts.canary_max_error_rate / 100,

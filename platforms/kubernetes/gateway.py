@@ -20,12 +20,14 @@ binding and the GatewayClass) is named after the namespace, so ``remove()`` find
 """
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
 import requests
 
 from zerodrop.platforms.base import COLORS, PlatformError
+from zerodrop.platforms.kubernetes.api import api_reason
 from zerodrop.platforms.kubernetes.layout import Layout
 from zerodrop.platforms.kubernetes.routing import Router
 from zerodrop.records.events import EventLog, EventName, Source
@@ -214,25 +216,40 @@ _RBAC_RULES = [
 ]
 
 
-def expected_services(rules: list[dict[str, Any]], namespace: str) -> set[tuple]:
+def expected_services(rules: list[dict[str, Any]]) -> set[tuple]:
     """What Traefik's applied configuration holds once it took ``rules``: per rule, one
-    weighted service whose children are ``<namespace>-<Service>-<port>`` with the rule's
-    weights; each as the sorted (child, weight) pairs."""
-    return {tuple(sorted((f"{namespace}-{r['name']}-{r['port']}", int(r.get("weight", 1)))
+    weighted service over the rule's backend Services with its weights; each as the sorted
+    (Service, weight) pairs."""
+    return {tuple(sorted((str(r["name"]), int(r.get("weight", 1)))
                          for r in rule.get("backendRefs") or []))
             for rule in rules}
 
 
-def applied_services(services: list[dict[str, Any]]) -> set[tuple]:
+def applied_services(services: list[dict[str, Any]], namespace: str) -> set[tuple]:
     """The weighted services in Traefik's ``/api/http/services`` answer that its Gateway
-    provider made, in ``expected_services``' shape."""
+    provider made, in ``expected_services``' shape. Traefik v3.7 names a child
+    ``httproute-…-svc-<namespace>-<Service>-<index>``; a name not in that form stays whole
+    (and then matches nothing, so a wait on it says what it saw)."""
+    child = re.compile(rf"-svc-{re.escape(namespace)}-(.+)-\d+$")
     out = set()
     for svc in services:
         if svc.get("provider") != "kubernetesgateway" or not svc.get("weighted"):
             continue
-        out.add(tuple(sorted((str(c.get("name", "")).split("@")[0], int(c.get("weight", 1)))
-                             for c in svc["weighted"].get("services") or [])))
+        pairs = []
+        for c in svc["weighted"].get("services") or []:
+            name = str(c.get("name", "")).split("@")[0]
+            m = child.search(name)
+            pairs.append((m.group(1) if m else name, int(c.get("weight", 1))))
+        out.add(tuple(sorted(pairs)))
     return out
+
+
+def describe_services(services: set[tuple] | str) -> str:
+    """``applied_services``' shape for a person: ``a 100 + b 0 | c 1``, or the reason."""
+    if isinstance(services, str):
+        return services
+    return " | ".join(" + ".join(f"{name} {weight}" for name, weight in svc)
+                      for svc in sorted(services)) or "nothing"
 
 
 def route_conditions(route: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -289,8 +306,11 @@ class GatewayRouter(Router):
 
     # ---- life cycle ---------------------------------------------------------------------------
     def preflight(self) -> None:
+        """Each of REQUIRED_CRDS is read by name (no list of every CRD on the cluster): a 404
+        is "missing"; any other failure (403, no answer) is said as it is, not guessed."""
         from kubernetes import client
         from kubernetes.client.rest import ApiException
+        from urllib3.exceptions import HTTPError
         ext = client.ApiextensionsV1Api(self.api.core.api_client)
         present = set()
         for name in REQUIRED_CRDS:
@@ -298,8 +318,11 @@ class GatewayRouter(Router):
                 ext.read_custom_resource_definition(name, _request_timeout=30)
                 present.add(name)
             except ApiException as exc:
-                if exc.status != 404:  # 403 and the like: say so, do not guess "missing"
-                    self.api.call(f"read CRD {name}", ext.read_custom_resource_definition, name)
+                if exc.status != 404:
+                    raise PlatformError(f"read CRD {name}: {api_reason(exc)}") from None
+            except (HTTPError, OSError) as exc:
+                raise PlatformError(f"read CRD {name}: the API server did not answer "
+                                    f"({type(exc).__name__})") from None
         refusal = missing_crds(present, list(REQUIRED_CRDS))
         if refusal:
             raise PlatformError(refusal)
@@ -420,34 +443,36 @@ class GatewayRouter(Router):
         if not ready:
             return "no running Traefik pod"
         try:
-            body = self.api.core.connect_get_namespaced_pod_proxy_with_path(
+            resp = self.api.core.connect_get_namespaced_pod_proxy_with_path(
                 f"{ready[0].metadata.name}:{PING_PORT}", self.api.namespace, "api/http/services",
-                _request_timeout=10)
-            return applied_services(json.loads(body))
+                _request_timeout=10, _preload_content=False)  # else a repr of the JSON
+            return applied_services(json.loads(resp.data), self.api.namespace)
         except Exception as exc:  # not up yet: the caller retries until its deadline
             return f"Traefik's API did not answer ({type(exc).__name__})"
 
     def wait_entry(self, platform, timeout: float) -> None:
-        """Until Traefik took the route's current spec, and requests without a canary header,
-        each on a new connection, answer ``route_answers`` times in a row from the ready pods
-        of the colours the weights point to (the replica header names the pod; without one
-        the colour header, without that any good answer)."""
+        """Until Traefik took the route's current spec (its status) and applied it (its own
+        API's weighted services equal the route's rules), and requests without a canary
+        header, each on a new connection, answer ``route_answers`` times in a row from the
+        ready pods of the colours the weights point to (the replica header names the pod;
+        without one the colour header, without that any good answer)."""
         deadline = time.monotonic() + timeout
         route = self._wait_route(deadline, timeout)
         colors = colors_of_rules(route["spec"].get("rules") or [], self.previews,
                                  with_header=False) or set()
         if not colors:
+            weights = weights_of_rules(route["spec"]["rules"], self.previews)
             raise PlatformError(f"HTTPRoute {self.route} sends requests to no colour "
-                                f"(weights {weights_of_rules(route['spec']['rules'], self.previews)})")
+                                f"(weights {weights})")
         # Traefik writes the route's status before it applies the configuration (and at most
         # every providersThrottleDuration): a split whose colours both served before would
         # pass the answers below on the old weights; its own API says what it applies
-        want_services = expected_services(route["spec"]["rules"], self.api.namespace)
+        want_services = expected_services(route["spec"]["rules"])
         while (applied := self._applied()) != want_services:
             if time.monotonic() > deadline:
                 raise PlatformError(f"Traefik has not applied HTTPRoute {self.route} after "
-                                    f"{timeout:g} s: it serves {applied or 'nothing'}, not "
-                                    f"{sorted(want_services)}")
+                                    f"{timeout:g} s: it serves {describe_services(applied)}, "
+                                    f"not {describe_services(want_services)}")
             time.sleep(0.2)
         url = platform._url(entry_name(self.layout.service)) + platform.profile.liveness
         replica, color_header = platform.profile.replica_header, platform.profile.color_header
