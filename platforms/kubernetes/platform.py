@@ -193,6 +193,9 @@ class KubernetesPlatform(Platform):
         self._torn_down = True
         self.watcher.stop(timeout=0)
         self.router.remove()
+        for name in list(self._node_ports):  # NodePorts are few (10): free them now, not when
+            with contextlib.suppress(Exception):  # the namespace has finished terminating
+                self.core.delete_namespaced_service(name, self.namespace, _request_timeout=10)
         try:
             self.core.delete_namespace(self.namespace, propagation_policy="Background",
                                        _request_timeout=30)
