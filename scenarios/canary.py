@@ -129,7 +129,8 @@ def _p99(values: Sequence[float]) -> float | None:
     return ordered[max(1, math.ceil(0.99 * len(ordered))) - 1]
 
 
-def critical_checks(canary: Sequence[LedgerRecord], s: CanarySettings) -> tuple[Check, ...]:
+def critical_checks(canary: Sequence[LedgerRecord], s: CanarySettings,
+                    stable: Sequence[LedgerRecord] = ()) -> tuple[Check, ...]:
     """The seed's limits on the canary, fixed: below ``min_requests`` they are no data, and a
     limit is failed only when the canary is above it with confidence (reports/judge.py's
     ``above_limit``: the count of errors, or of answers slower than the p99 limit, against what
@@ -153,11 +154,28 @@ def critical_checks(canary: Sequence[LedgerRecord], s: CanarySettings) -> tuple[
     else:
         slow = sum(1 for ms in ok if ms > s.max_p99_ms)
         outcome, p = above_limit(slow, len(ok), 0.01, settings)
-        checks.append(Check("p99", outcome, p99, s.max_p99_ms,
-                            f"canary p99 {p99:.0f} ms ({slow:,} of {len(ok):,} answers above "
-                            f"{s.max_p99_ms:.0f} ms), limit {s.max_p99_ms:.0f} ms"
-                            f"{_confidence(outcome, p)}"))
+        detail = (f"canary p99 {p99:.0f} ms ({slow:,} of {len(ok):,} answers above "
+                  f"{s.max_p99_ms:.0f} ms), limit {s.max_p99_ms:.0f} ms{_confidence(outcome, p)}")
+        also = _stable_as_slow(outcome, [r.latency_ms for r in stable if not r.failed], s, settings)
+        if also:
+            outcome, detail = MARGINAL, detail + also
+        checks.append(Check("p99", outcome, p99, s.max_p99_ms, detail))
     return tuple(checks)
+
+
+def _stable_as_slow(outcome: str, stable_ms: Sequence[float], s: CanarySettings,
+                    settings: JudgeSettings) -> str:
+    """When the canary fails the p99 limit and the stable version, under the same load at the
+    same time, is over it with confidence too, the slowness is the environment's (a shared
+    database, a busy node), not the canary's: rolling back would not help. The limit is then
+    marginal and the comparison with the stable version decides. The text saying so, or ""."""
+    if outcome != FAIL or len(stable_ms) < s.min_requests:
+        return ""
+    slow = sum(1 for ms in stable_ms if ms > s.max_p99_ms)
+    if above_limit(slow, len(stable_ms), 0.01, settings)[0] != FAIL:
+        return ""
+    return (f"; but the stable version is as far over it ({slow:,} of {len(stable_ms):,} above "
+            f"{s.max_p99_ms:.0f} ms): the environment's slowness, judged against stable instead")
 
 
 def _confidence(outcome: str, p: float) -> str:
@@ -175,7 +193,7 @@ def analyze(records: Sequence[LedgerRecord], stable_version: str, canary_version
     canary = [r for r in records if r.version == canary_version]
     stable = [r for r in records if r.version == stable_version]
     unattributed = sum(1 for r in records if r.failed and not r.version)
-    checks = list(critical_checks(canary, s))
+    checks = list(critical_checks(canary, s, stable))
     if compare:
         settings = replace(s.judge, min_requests=s.min_requests)
         for c in (compare_errors(sum(r.failed for r in canary), len(canary),
@@ -254,10 +272,20 @@ def prometheus_checks(query: Callable[[str], Any], stable: str, canary: str, win
     else:
         k = min(max(round(slow), 0), n)
         outcome, p = above_limit(k, n, 0.01, settings)
-        checks.append(Check("prometheus p99", outcome, c_p99, s.max_p99_ms,
-                            f"Prometheus canary p99 {c_p99:.0f} ms (~{k:,} of ~{n:,} answers "
-                            f"slower than the limit's bucket, over {w} s), limit "
-                            f"{s.max_p99_ms:.0f} ms{_confidence(outcome, p)}"))
+        detail = (f"Prometheus canary p99 {c_p99:.0f} ms (~{k:,} of ~{n:,} answers slower than "
+                  f"the limit's bucket, over {w} s), limit {s.max_p99_ms:.0f} ms"
+                  f"{_confidence(outcome, p)}")
+        if outcome == FAIL:  # is the stable version as slow? (the environment, not the canary)
+            s_n, _ = _number(query(q.requests(stable, w, svc)))
+            s_slow, _ = _number(query(q.slower_than(stable, s.max_p99_ms / 1000, w, svc)))
+            if s_n is not None and s_slow is not None and round(s_n) >= s.min_requests:
+                sn = round(s_n)
+                sk = min(max(round(s_slow), 0), sn)
+                if above_limit(sk, sn, 0.01, settings)[0] == FAIL:
+                    outcome = MARGINAL
+                    detail += (f"; but the stable version is as far over it (~{sk:,} of ~{sn:,}):"
+                               f" the environment's slowness, judged against stable instead")
+        checks.append(Check("prometheus p99", outcome, c_p99, s.max_p99_ms, detail))
     if c_p99 is None or s_p99 is None:
         checks.append(Check("prometheus p99 vs stable", NO_DATA, None, None,
                             f"Prometheus p99 vs stable: {_whys(c_p99_why, s_p99_why)}"))

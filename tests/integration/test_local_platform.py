@@ -234,3 +234,31 @@ def test_a_proof_serves_on_the_fixed_service_port_and_the_suites_get_theirs_back
                      ("test_switch_under_load", "zerodrop_service_url", url),
                      ("test_readiness", "zerodrop_target", url)], where
     assert not port_open(port), "the shared platform outlived the run"
+
+
+def _open_sockets() -> int:
+    import os
+    fds = Path("/proc/self/fd")
+    count = 0
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):
+            count += os.readlink(fd).startswith("socket:")
+    return count
+
+
+def test_the_front_closes_both_sockets_of_every_finished_connection(platform):
+    """A connection closed from both ends (the replica answers with Connection: close, the
+    client then closes) must leave no socket open in the front. Each half-close kept the
+    other half open, so both sockets of every such connection leaked: a canary's 6,000
+    fresh connections then ran the harness out of file descriptors ("Too many open files")."""
+    before = _open_sockets()
+    for i in range(300):
+        h = {"Connection": "close"}
+        if i % 3 == 0:
+            h["canary"] = "true"  # also through the header rule's own path
+        if i == 150:
+            platform.set_weights({"blue": 100, "green": 0}, canary="green")
+            platform.wait_routed(None)
+        assert requests.get(platform.service_url + "/health/live", headers=h, timeout=5).ok
+    wait_for(lambda: _open_sockets() <= before + 10,
+             f"the front's sockets back near {before} (300 connections would leak 600)")

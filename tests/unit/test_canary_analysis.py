@@ -128,7 +128,7 @@ def kind_of(promql: str) -> str:
     return "errors" if "5.." in promql else "requests"
 
 
-def asker(canary_err, stable_err, canary_p99, stable_p99, n="200", slow="0"):
+def asker(canary_err, stable_err, canary_p99, stable_p99, n="200", slow="0", stable_slow="0"):
     """A query function answering the fixed PromQL of queries.py by what it asks for (the
     version matcher and the builder), from real Prometheus answer bodies: canary_err and
     stable_err are error rates in %, ``n`` the canary's requests, ``slow`` how many of them
@@ -148,14 +148,14 @@ def asker(canary_err, stable_err, canary_p99, stable_p99, n="200", slow="0"):
         elif kind == "errors":
             body = None if canary_err is None else str(float(canary_err) / 100 * float(n))
         else:
-            body = slow
+            body = slow if canary else stable_slow
         return classify(promql, body if isinstance(body, dict) else vector(body))
     return query, asked
 
 
-def prom(*answers, n="200", slow="0", **settings):
+def prom(*answers, n="200", slow="0", stable_slow="0", **settings):
     from zerodrop.scenarios.canary import prometheus_checks
-    query, asked = asker(*answers, n=n, slow=slow)
+    query, asked = asker(*answers, n=n, slow=slow, stable_slow=stable_slow)
     checks = prometheus_checks(query, "blue", "green", 4.2, CanarySettings(**settings))
     return {c.name: c for c in checks}, asked
 
@@ -201,6 +201,18 @@ def test_p99_absolute_and_relative_limits():
     checks, _ = prom("0", "0", "2500", "2400", slow="150")
     assert checks["prometheus p99"].outcome == FAIL
     assert checks["prometheus p99 vs stable"].outcome == PASS
+    checks, _ = prom("0", "0", "2500", "2400", slow="150", stable_slow="140")  # both slow
+    assert checks["prometheus p99"].outcome == MARGINAL
     checks, _ = prom("0", "0", "700", "20", slow="2")  # two slow answers make a p99 ...
     assert checks["prometheus p99"].outcome == PASS    # ... but not a slow version
     assert checks["prometheus p99 vs stable"].outcome == FAIL
+
+
+def test_a_p99_over_the_limit_in_both_versions_is_the_environments_not_the_canarys():
+    """A shared database or a busy node slows both versions alike: the canary is no worse, and
+    rolling back would not help. The limit is then marginal; the comparison decides."""
+    slow_canary = sample("v2", 90, 10) + sample("v2", 10, 900)
+    alone = critical_checks(slow_canary, S, sample("v1", 200, 10))
+    assert alone[1].outcome == FAIL
+    both = critical_checks(slow_canary, S, sample("v1", 180, 10) + sample("v1", 20, 900, seed=2))
+    assert both[1].outcome == MARGINAL and "the stable version is as far over it" in both[1].detail
