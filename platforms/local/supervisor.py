@@ -278,8 +278,7 @@ class Supervisor:
                 idle_before = time.monotonic() - self.config.drain_seconds / 2
                 pod.open_at_drain_end = sum(
                     1 for c in held & pod.held_at_sigterm
-                    if getattr(c, "last_active", 0.0) <= idle_before
-                    and not (hasattr(c, "replica_closed") and c.replica_closed()))
+                    if getattr(c, "last_active", 0.0) <= idle_before and c.quiet_and_open())
             stopper.join(EXIT_SAMPLE_S)
 
     def _forget(self, pod: ReplicaProcess) -> None:
