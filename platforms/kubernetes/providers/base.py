@@ -191,8 +191,10 @@ class ClusterProvider(Provider):
     def platform(self, session: ClusterSession, options: Any, name: str,
                  **stand_up: Any) -> Platform:
         from zerodrop.platforms.kubernetes.platform import stand_up as kube_stand_up
-        canary = {"router": options.router, "prometheus": options.prometheus_url or "cluster"} \
-            if stand_up.pop("canary", False) else {}
+        # a canary is judged from the ledger as it grows: its load runs here, whatever
+        # --load-from says (an in-cluster load hands its ledger over only when it stops)
+        canary = {"router": options.router, "prometheus": options.prometheus_url or "cluster",
+                  "load_from": "here"} if stand_up.pop("canary", False) else {}
         return kube_stand_up(session.cluster, self.kube_config(options, session.run_id, **canary),
                              self.namespace(session, name), provider=self, **stand_up)
 
