@@ -213,13 +213,14 @@ class ClusterProvider(Provider):
     # ---- naming ---------------------------------------------------------------------------------
     @staticmethod
     def kube_config(options: Any, run_id: str, **overrides: Any):
-        """The KubeConfig of every platform of this run."""
+        """The KubeConfig of every platform of this run (``overrides`` win: a canary's)."""
         from zerodrop.platforms.kubernetes.platform import KubeConfig
-        return KubeConfig(replicas=options.replicas, token=options.token,
-                          ready_timeout=options.ready_timeout, image=image_of(options),
-                          overlay=manifests_of(options), run_id=run_id,
-                          load_from=options.load_from, harness_image=options.harness_image,
-                          profile=getattr(options, "service_profile", None), **overrides)
+        fields = dict(replicas=options.replicas, token=options.token,
+                      ready_timeout=options.ready_timeout, image=image_of(options),
+                      overlay=manifests_of(options), run_id=run_id,
+                      load_from=options.load_from, harness_image=options.harness_image,
+                      profile=getattr(options, "service_profile", None))
+        return KubeConfig(**{**fields, **overrides})
 
     @staticmethod
     def namespace(session: ClusterSession, name: str) -> str:
