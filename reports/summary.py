@@ -30,7 +30,24 @@ def summary_of(proof: Any) -> dict[str, Any]:
         "reasons": list(v["reasons"]),
         "figures": list(v.get("figures") or []),
         "evidence": {k: str(p) for k, p in sorted(proof.evidence.items()) if p},
+        "canary": canary_line(v.get("canary")),
     }
+
+
+def canary_line(facts: dict[str, Any] | None) -> str:
+    """A canary's course in one line: what became of it, through which stages ("" for a proof
+    that was no canary)."""
+    if not facts:
+        return ""
+    stages = facts.get("stages") or []
+    seen = ", ".join(f"{s['weight']} % {s['outcome']}" for s in stages) or "no stage"
+    line = f"{facts.get('outcome', '?')} after {seen}"
+    if facts.get("t_fault_on") is not None and facts.get("t_detected") is not None:
+        line += (f"; fault at {facts['t_fault_on']:.1f} s, detected at "
+                 f"{facts['t_detected']:.1f} s")
+    source = facts.get("prometheus")
+    return line + (f"; judged from the ledger and Prometheus ({source})" if source else
+                   "; judged from the ledger")
 
 
 def exit_status(failed: dict[str, str], exitstatus: int) -> int:
@@ -57,6 +74,8 @@ def terminal_lines(proofs: list[dict[str, Any]]) -> list[str]:
         out.append(f"{p['name']}: {p['verdict']}  {_count_line(p)}")
         if p["scenario_failure"]:
             out.append(f"  scenario: {p['scenario_failure']}")
+        if p.get("canary"):
+            out.append(f"  canary: {p['canary']}")
         reasons = p["reasons"]
         out += [f"  - {r}" for r in reasons[:MAX_REASONS]]
         if len(reasons) > MAX_REASONS:
@@ -87,6 +106,8 @@ def markdown(proofs: list[dict[str, Any]], exitstatus: int) -> str:
         lines += ["", f"### {p['name']}: {p['verdict']}", ""]
         if p["scenario_failure"]:
             lines.append(f"- scenario: {p['scenario_failure']}")
+        if p.get("canary"):
+            lines.append(f"- canary: {p['canary']}")
         lines += [f"- {r}" for r in p["reasons"]]
         lines += [f"- figures: {f}" for f in p.get("figures", [])]
     return "\n".join(lines) + "\n"

@@ -55,3 +55,16 @@ def test_the_markdown_summary_has_the_overall_outcome_a_table_and_each_proofs_re
     assert "| switch-under-load | ✅ PASS | 2,300 | 0 | < 0.13% | `/out/switch-under-load.html` |" in text
     assert "### rollback-under-load: INCONCLUSIVE\n\n- inconclusive: the load reached 13%\n- figures: " in text
     assert markdown([], 0).startswith("## zerodrop: PASS\n\nNo zero-downtime proof ran")
+
+
+def test_a_canary_says_what_became_of_it_stage_by_stage():
+    from zerodrop.reports.summary import canary_line
+    facts = {"outcome": "rolled back", "prometheus": "http://127.0.0.1:9090",
+             "stages": [{"weight": 5, "outcome": "fail"}], "t_fault_on": 1.02, "t_detected": 3.3}
+    line = canary_line(facts)
+    assert line == ("rolled back after 5 % fail; fault at 1.0 s, detected at 3.3 s; judged from "
+                    "the ledger and Prometheus (http://127.0.0.1:9090)")
+    block = terminal_lines([{**proof("canary-healthy"), "canary": line}])
+    assert block[1] == f"  canary: {line}"
+    assert canary_line(None) == ""  # a switch is no canary: no line
+    assert not any(b.startswith("  canary:") for b in terminal_lines([proof()]))
