@@ -164,8 +164,9 @@ class KubernetesPlatform(Platform):
             self._wait_job(o["metadata"]["name"], self.config.ready_timeout)
         self._create_deployments(apps)
         self._wait_serving(active, idle if idle_replicas else None)
-        if self.config.prometheus == "cluster":
+        if self.config.prometheus == "cluster":  # and the dashboard's pod panel has its data
             self.metrics.wait_ready(self.config.ready_timeout)
+            self.metrics.wait_kube_state(self.config.ready_timeout)
 
     def _create_namespace(self) -> None:
         from kubernetes import client

@@ -17,7 +17,19 @@ deletion at teardown removes it all):
 - a Deployment of ``zerodrop/prometheus:dev`` (infra/cluster/build-prometheus-image.sh: Debian's
   package, no registry) with its TSDB on an emptyDir and a readiness probe on ``/-/ready``;
 - a NodePort Service ``prometheus`` through the platform's NodePort allocator, so this machine
-  asks it the way the load reaches the app (``url``).
+  asks it the way the load reaches the app (``url``);
+- kube-state-metrics (``KUBE_STATE``: ``zerodrop/kube-state-metrics:<KUBE_STATE_VERSION>``,
+  infra/cluster/build-kube-state-metrics.sh, built from the Go module proxy) limited to this
+  namespace and to pods (``--namespaces=<ns> --resources=pods``), so that the dashboard's "Pod
+  Status by Version" panel (``kube_pod_status_phase``) answers data: a ServiceAccount WITH a
+  token (it lists and watches pods through the API server), a Role granting only list/watch on
+  pods in this namespace and its RoleBinding (nothing cluster-wide: a run must not read other
+  namespaces), a Deployment, and a ClusterIP Service ``kube-state-metrics`` that the ConfigMap
+  names as a static target (``kube-state-metrics.<ns>.svc:8080``).
+
+Prometheus' Deployment does not wait on kube-state-metrics: the canary's own queries are the
+app's series, so an exporter that cannot start costs one dashboard panel, never the run.
+``wait_kube_state`` is the separate wait for that panel's data.
 
 Why DNS and not ``kubernetes_sd_configs``: Debian builds Prometheus without Kubernetes service
 discovery (bookworm's 2.42: ``field kubernetes_sd_configs not found``; its discovery packages
@@ -25,10 +37,10 @@ are aws, azure, dns, file, http, ... and no kubernetes). The headless Service gi
 set of pods from cluster DNS, with no Role or RoleBinding at all; what it cannot give are pod
 meta labels (pod name, colour label), which the queries do not need: ``version`` is the app's.
 
-``wait_ready`` and ``wait_scraped`` wait on conditions with a deadline and fail in one line with
-what they saw. A new pod reaches the scrapers after DNS (CoreDNS answers with a 5 s TTL),
-discovery's refresh and its next 5 s hand-over tick, so a query before ``wait_scraped`` is
-``no_data``, which is never a pass (``QueryResult``).
+``wait_ready``, ``wait_scraped`` and ``wait_kube_state`` wait on conditions with a deadline and
+fail in one line with what they saw. A new pod reaches the scrapers after DNS (CoreDNS answers
+with a 5 s TTL), discovery's refresh and its next 5 s hand-over tick, so a query before
+``wait_scraped`` is ``no_data``, which is never a pass (``QueryResult``).
 
 ``ExternalPrometheus(url)`` is a Prometheus the user runs (the seed's ``http://prometheus:9090``):
 ``check()`` asks it ``up`` once, so an unreachable or broken one fails before the canary starts
@@ -52,7 +64,8 @@ from zerodrop.platforms.kubernetes.watch import pod_ready
 from zerodrop.platforms.local.prometheus import ERROR, QueryResult, query_prometheus
 
 __all__ = ["ClusterPrometheus", "ExternalPrometheus", "prometheus_config", "IMAGE", "NAME",
-           "TARGETS"]
+           "TARGETS", "KUBE_STATE", "KUBE_STATE_IMAGE", "KUBE_STATE_JOB", "KUBE_STATE_PORT",
+           "KUBE_STATE_VERSION"]
 
 IMAGE = "zerodrop/prometheus:dev"
 NAME = "prometheus"          # its objects' name: ServiceAccount, ConfigMap, Deployment, Service
@@ -61,14 +74,24 @@ PORT = 9090
 JOB = "payment-service"
 CONFIG_DIR = "/etc/prometheus"
 DATA_DIR = "/prometheus"
+# the image infra/cluster/build-kube-state-metrics.sh builds (kube-state-metrics-build/VERSION; a
+# test keeps the two equal, as for gateway.py's Traefik: the module must not read the checkout,
+# it may be installed elsewhere)
+KUBE_STATE_VERSION = "v2.20.0"
+KUBE_STATE_IMAGE = f"zerodrop/kube-state-metrics:{KUBE_STATE_VERSION}"
+KUBE_STATE = "kube-state-metrics"  # its ServiceAccount, Role, RoleBinding, Deployment, Service
+KUBE_STATE_PORT = 8080             # /metrics: the Kubernetes objects' series
+KUBE_STATE_TELEMETRY = 8081        # its own metrics and /readyz
+KUBE_STATE_JOB = "kube-state-metrics"
 
 
 def prometheus_config(targets: str, port: int, scrape_interval: float = 1.0,
-                      job: str = JOB) -> dict:
+                      job: str = JOB, kube_state: str | None = None) -> dict:
     """``prometheus.yml`` (pure): every A record of the headless Service ``targets`` (one per
-    app pod) on ``port``. JSON is YAML: no YAML writer needed."""
+    app pod) on ``port``; with ``kube_state`` (``host:port``), that kube-state-metrics as a
+    static target of a job of its own. JSON is YAML: no YAML writer needed."""
     interval = f"{max(1, round(scrape_interval * 1000))}ms"
-    return {
+    config = {
         "global": {"scrape_interval": interval, "scrape_timeout": interval,
                    "evaluation_interval": interval},
         "scrape_configs": [{
@@ -80,6 +103,15 @@ def prometheus_config(targets: str, port: int, scrape_interval: float = 1.0,
                                 "refresh_interval": "2s"}],
         }],
     }
+    if kube_state:
+        config["scrape_configs"].append({
+            "job_name": KUBE_STATE_JOB,
+            "metrics_path": "/metrics",
+            # its series' own namespace/pod labels name the pod described, never a target's
+            "honor_labels": True,
+            "static_configs": [{"targets": [kube_state]}],
+        })
+    return config
 
 
 @dataclass
@@ -88,6 +120,7 @@ class ClusterPrometheus:
     created if it fails part way); the namespace's deletion at teardown removes the rest."""
 
     image: str = IMAGE
+    kube_state_image: str = KUBE_STATE_IMAGE
     scrape_interval: float = 1.0
     ready_timeout: float = 120.0
     platform: Any = field(init=False, default=None, repr=False)
@@ -95,10 +128,11 @@ class ClusterPrometheus:
 
     # ---- life cycle -------------------------------------------------------------------------
     def install(self, platform) -> None:
-        """The ServiceAccount, the targets' headless Service, the ConfigMap, the Deployment and
-        the NodePort Service in ``platform.namespace``; returns once created (``wait_ready``
-        waits for it to serve). PlatformError in one line; on any failure what it created is
-        deleted again."""
+        """The ServiceAccount, the targets' headless Service, the ConfigMap, the Deployment,
+        kube-state-metrics (ServiceAccount, Role, RoleBinding, Deployment, Service) and the
+        NodePort Service in ``platform.namespace``; returns once created (``wait_ready`` waits
+        for Prometheus to serve, ``wait_kube_state`` for the pods' phases). PlatformError in one
+        line; on any failure what it created is deleted again."""
         if self.platform is not None:
             raise PlatformError("this ClusterPrometheus is already installed; make a new one")
         self.platform = platform
@@ -117,18 +151,54 @@ class ClusterPrometheus:
                                       "ports": [{"name": "metrics", "port": layout.port,
                                                  "targetPort": layout.port}]}},
                          name=TARGETS)
-            config = prometheus_config(TARGETS, layout.port, self.scrape_interval)
+            config = prometheus_config(TARGETS, layout.port, self.scrape_interval,
+                                       kube_state=f"{KUBE_STATE}.{ns}.svc:{KUBE_STATE_PORT}")
             self._create("ConfigMap", api.core.create_namespaced_config_map,
                          api.core.delete_namespaced_config_map, {
                              "metadata": meta,
                              "data": {"prometheus.yml": json.dumps(config, indent=1)}})
             self._create("Deployment", api.apps.create_namespaced_deployment,
                          api.apps.delete_namespaced_deployment, self._deployment(meta))
+            self._install_kube_state()
             platform.create_node_port_service(self._service(meta))
             self._created.append(("Service", api.core.delete_namespaced_service, NAME))
         except BaseException:
             self.remove()
             raise
+
+    def _install_kube_state(self) -> None:
+        """kube-state-metrics beside Prometheus, in the namespace only: its token reads pods
+        here and nowhere else (a Role, not a ClusterRole), so a run never sees another's."""
+        from kubernetes import client
+        api, ns = self.platform.api, self.platform.namespace
+        rbac = client.RbacAuthorizationV1Api(api.core.api_client)
+        meta = {"name": KUBE_STATE, "namespace": ns,
+                "labels": {**self.platform.labels(), "app.kubernetes.io/name": KUBE_STATE}}
+        self._create("ServiceAccount", api.core.create_namespaced_service_account,
+                     api.core.delete_namespaced_service_account,
+                     {"metadata": meta, "automountServiceAccountToken": True}, name=KUBE_STATE)
+        self._create("Role", rbac.create_namespaced_role, rbac.delete_namespaced_role, {
+            "metadata": meta,
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]}]},
+            name=KUBE_STATE)
+        self._create("RoleBinding", rbac.create_namespaced_role_binding,
+                     rbac.delete_namespaced_role_binding, {
+                         "metadata": meta,
+                         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                     "name": KUBE_STATE},
+                         "subjects": [{"kind": "ServiceAccount", "name": KUBE_STATE,
+                                       "namespace": ns}]},
+                     name=KUBE_STATE)
+        self._create("Deployment", api.apps.create_namespaced_deployment,
+                     api.apps.delete_namespaced_deployment, self._kube_state_deployment(meta),
+                     name=KUBE_STATE)
+        self._create("Service", api.core.create_namespaced_service,
+                     api.core.delete_namespaced_service, {
+                         "metadata": meta,
+                         "spec": {"selector": {"app.kubernetes.io/name": KUBE_STATE},
+                                  "ports": [{"name": "http-metrics", "port": KUBE_STATE_PORT,
+                                             "targetPort": "http-metrics"}]}},
+                     name=KUBE_STATE)
 
     def _create(self, kind: str, create, delete, body: dict, name: str = NAME) -> None:
         self.platform.api.call(f"create {kind} {name}", create, self.platform.namespace, body)
@@ -182,6 +252,43 @@ class ClusterPrometheus:
                     }],
                     "volumes": [{"name": "config", "configMap": {"name": NAME}},
                                 {"name": "data", "emptyDir": {}}],
+                }},
+            },
+        }
+
+    def _kube_state_deployment(self, meta: dict) -> dict:
+        ns = self.platform.namespace
+        return {
+            "metadata": meta,
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app.kubernetes.io/name": KUBE_STATE}},
+                "template": {"metadata": {"labels": dict(meta["labels"])}, "spec": {
+                    "serviceAccountName": KUBE_STATE,
+                    "automountServiceAccountToken": True,  # it lists and watches pods
+                    "terminationGracePeriodSeconds": 5,    # it keeps nothing
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 65534,
+                                        "runAsGroup": 65534},
+                    "containers": [{
+                        "name": KUBE_STATE,
+                        "image": self.kube_state_image,
+                        "imagePullPolicy": "IfNotPresent",  # kind-loaded: there is no registry
+                        # the namespace's pods only: the Role grants no more, and a default
+                        # start (every resource, every namespace) would fail on 403s
+                        "args": [f"--namespaces={ns}", "--resources=pods",
+                                 f"--port={KUBE_STATE_PORT}",
+                                 f"--telemetry-port={KUBE_STATE_TELEMETRY}"],
+                        "ports": [{"name": "http-metrics", "containerPort": KUBE_STATE_PORT},
+                                  {"name": "telemetry", "containerPort": KUBE_STATE_TELEMETRY}],
+                        # /readyz: 200 once its registry has metrics (upstream's probe)
+                        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "telemetry"},
+                                           "periodSeconds": 2, "failureThreshold": 2},
+                        "securityContext": {"allowPrivilegeEscalation": False,
+                                            "readOnlyRootFilesystem": True,
+                                            "capabilities": {"drop": ["ALL"]}},
+                        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"},
+                                      "limits": {"memory": "256Mi"}},
+                    }],
                 }},
             },
         }
@@ -273,6 +380,50 @@ class ClusterPrometheus:
                                     f"ready app pod after {timeout:g} s: want "
                                     f"{sorted(want) or 'a ready app pod (none is)'}, "
                                     f"targets: {seen}")
+            time.sleep(0.5)
+
+    def kube_state_pods(self) -> dict[str, str]:
+        """Pod name -> phase, as kube-state-metrics says through this Prometheus: the pods of
+        the namespace whose ``kube_pod_status_phase`` is 1 (each pod has one series per phase,
+        the current one 1). Empty when it has not been scraped yet."""
+        platform = self._installed()
+        ns = platform.namespace
+        result = self.query(f'kube_pod_status_phase{{namespace="{ns}"}} == 1')
+        if result.outcome == ERROR:
+            raise PlatformError(f"kube_pod_status_phase in {ns}: {result.describe()}")
+        return {s.labels["pod"]: s.labels.get("phase", "?") for s in result.samples
+                if "pod" in s.labels}
+
+    def wait_kube_state(self, timeout: float = 60.0) -> None:
+        """Until Prometheus is ready and kube-state-metrics' ``kube_pod_status_phase`` has a
+        current phase for every blue and green pod the API lists (at least one: an empty set
+        would pass vacuously), so the dashboard's pod status panel has data; on timeout one line
+        with the pods wanted, those seen and why kube-state-metrics is not serving."""
+        platform = self._installed()
+        deadline = time.monotonic() + timeout
+        self.wait_ready(timeout)
+        while True:
+            pods = platform.api.call("list the app's pods", platform.core.list_namespaced_pod,
+                                     platform.namespace,
+                                     label_selector=platform.layout.label_selector()).items
+            # blue's and green's pods (the panel's): the app selector also picks the
+            # migration Job's
+            want = {p.metadata.name for p in pods if not p.metadata.deletion_timestamp
+                    and platform.layout.color_of(p.metadata.labels)}
+            try:
+                seen, last = self.kube_state_pods(), None
+            except PlatformError as exc:
+                seen, last = {}, str(exc)
+            if want and want <= set(seen):
+                return
+            if time.monotonic() >= deadline:
+                why = why_not_ready(platform.api, {"app.kubernetes.io/name": KUBE_STATE})
+                raise PlatformError(
+                    f"kube-state-metrics in {platform.namespace} has no kube_pod_status_phase "
+                    f"for every app pod after {timeout:g} s: want "
+                    f"{sorted(want) or 'a blue or green pod (none exists)'}, seen "
+                    f"{sorted(seen) or 'none'}{f' ({last})' if last else ''}; "
+                    f"kube-state-metrics: {why}")
             time.sleep(0.5)
 
 

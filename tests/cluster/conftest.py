@@ -28,6 +28,7 @@ IMAGES = (
     "zerodrop-example/todo:dev",
     "zerodrop/traefik:v3.7.10",
     "zerodrop/prometheus:dev",
+    "zerodrop/kube-state-metrics:v2.20.0",
 )
 
 
