@@ -16,7 +16,7 @@ the effective weights: 10 % asked of 4 pods is 1 pod, 25 % effective, and the ti
 What it cannot do: exact percents (only multiples of 1/total; a colour with a weight keeps at
 least one pod, so a small canary gets MORE than asked, never nothing), a share per request
 (kube-proxy balances connections: a keep-alive client stays on its pod), a header rule
-(``canary`` raises), or a drain window of its own: ``route_to`` scales the old colour to 0 at
+(asked for one, it says on the timeline that it is not kept), or a drain window of its own: ``route_to`` scales the old colour to 0 at
 once, so zero downtime rests on the pods' preStop and graceful shutdown. Any ready pod of
 either colour serves through the split, so an idle colour that is scaled up (a preview) takes
 traffic too: stand up with the idle colour at 0 replicas.
@@ -82,6 +82,14 @@ def split_service(layout: Layout, main: dict[str, Any], labels: dict[str, str]) 
 
 
 # ---- the router -------------------------------------------------------------------------------
+def header_note(canary: str | None) -> dict[str, str]:
+    """What the timeline says of a header rule this router was asked for and cannot keep."""
+    if canary is None:
+        return {}
+    return {"canary_header": f"not routed to {canary}: kube-proxy sees no headers (use --router "
+                             f"gateway or istio for the seed's canary: true rule)"}
+
+
 class ReplicaRatioRouter(Router):
     """Weights as replica counts behind ``<service>-split``; see the module docstring for what
     that can and cannot promise."""
@@ -112,14 +120,12 @@ class ReplicaRatioRouter(Router):
 
     def route_to(self, color: str) -> None:
         other = next(c for c in COLORS if c != color)
-        self._apply({color: 100}, {color: self.total, other: 0})
+        self._apply({color: 100}, {color: self.total, other: 0}, {})
 
     def set_weights(self, weights: dict[str, int], canary: str | None = None) -> None:
-        if canary is not None:
-            raise PlatformError("the replica-ratio router cannot route the header canary: true "
-                                "to one colour (kube-proxy sees no headers); set weights without "
-                                "a canary colour, or use --router istio or gateway")
-        self._apply(weights, replica_counts(weights, self.total))
+        """The weights as replica counts; a header rule (``canary``) cannot be kept here
+        (kube-proxy sees no headers), and the timeline says so rather than a canary failing."""
+        self._apply(weights, replica_counts(weights, self.total), header_note(canary))
 
     def active_color(self) -> str | None:
         """The one colour whose ready pods the split's EndpointSlices list, or None."""
@@ -131,7 +137,7 @@ class ReplicaRatioRouter(Router):
         return colors.pop() if len(colors) == 1 else None
 
     # ---- internals ----------------------------------------------------------------------------
-    def _apply(self, asked: dict[str, int], counts: dict[str, int]) -> None:
+    def _apply(self, asked: dict[str, int], counts: dict[str, int], note: dict[str, str]) -> None:
         platform = self._platform()
         timeout = platform.config.ready_timeout
         current = {c: self._desired(c) for c in COLORS}
@@ -147,7 +153,7 @@ class ReplicaRatioRouter(Router):
             self.events.emit(Source.PLATFORM, EventName.SELECTOR_PATCHED, service=self.split,
                              selector=self.layout.selector(None), asked=dict(asked),
                              effective=effective_weights(counts), replicas=dict(counts),
-                             total=sum(counts.values()))
+                             total=sum(counts.values()), **note)
 
     def _platform(self):
         if self.platform is None:

@@ -98,10 +98,9 @@ def test_the_split_service_selects_every_colour_on_the_services_ports():
         ratio.split_service(LAYOUT, {"spec": {}}, {})
 
 
-def test_the_ratio_router_refuses_a_header_canary_in_one_line():
+def test_the_ratio_router_says_it_cannot_keep_a_header_rule_instead_of_failing_a_canary():
     router = ratio.ReplicaRatioRouter(api=None, layout=LAYOUT)
-    with pytest.raises(PlatformError) as err:
-        router.set_weights({"blue": 90, "green": 10}, canary="green")
-    assert "cannot route the header canary: true" in str(err.value)
-    assert "\n" not in str(err.value)
+    assert ratio.header_note(None) == {}
+    note = ratio.header_note("green")["canary_header"]
+    assert note.startswith("not routed to green: kube-proxy sees no headers") and "\n" not in note
     assert router.entry_service() == "pay-split"
