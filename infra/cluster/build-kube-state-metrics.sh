@@ -54,21 +54,4 @@ echo "$SELF: $IMAGE built in $((SECONDS - start)) s" >&2
 
 # 3. into the cluster
 [ -n "$CLUSTER" ] || exit 0
-node=$CLUSTER-control-plane
-# whether the node's containerd holds the image with the same config digest as the local one
-node_has() {
-  local id ref digest
-  id=$("$DOCKER" image inspect -f '{{.Id}}' "$IMAGE") || return 1
-  ref=docker.io/$IMAGE
-  digest=$("$DOCKER" exec "$node" ctr -n k8s.io images ls "name==$ref" | awk 'NR == 2 {print $3}')
-  [ -n "$digest" ] || return 1
-  [ "$("$DOCKER" exec "$node" ctr -n k8s.io content get "$digest" \
-        | python3 -c 'import json,sys; print(json.load(sys.stdin)["config"]["digest"])')" = "$id" ]
-}
-if node_has; then
-  echo "$SELF: $node already has $IMAGE" >&2
-else
-  start=$SECONDS
-  kind load docker-image "$IMAGE" --name "$CLUSTER"
-  echo "$SELF: $IMAGE loaded into $CLUSTER in $((SECONDS - start)) s" >&2
-fi
+load_image "$IMAGE" "$CLUSTER"
