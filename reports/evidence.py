@@ -515,8 +515,19 @@ def _is_step_failure(e: Event) -> bool:
     return e.source == Source.SCENARIO and e.detail.get("step") == STEP_FAILED
 
 
+def _is_split(e: Event) -> bool:
+    """A selector patch that splits traffic between colours by weight (a canary's stage)."""
+    d = e.detail if isinstance(e.detail, dict) else {}
+    weights = d.get("weights") if isinstance(d.get("weights"), dict) else d.get("selector")
+    return isinstance(weights, dict) and sum(
+        1 for v in weights.values()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0) > 1
+
+
 def _is_switch(e: Event) -> bool:
-    return e.name == EventName.SELECTOR_PATCHED
+    """The switch: the selector patched to one colour (a canary's shares are drawn as events,
+    not each as "the switch")."""
+    return e.name == EventName.SELECTOR_PATCHED and not _is_split(e)
 
 
 def _event_colour(e: Event) -> str:
@@ -558,6 +569,8 @@ def chart_plan(verdict: Verdict, timeline: Sequence[Event], title: str = "") -> 
         words = f"{k:>2}  +{e.t - t0:.2f} s  {e.source}: {_event_key(e)}"
         if _is_switch(e):
             words += "  <- the switch"
+        elif _is_split(e):
+            words += "  <- a canary share"
         key = "\n".join(textwrap.wrap(words, per_line, subsequent_indent=" " * 6,
                                        break_on_hyphens=False)) or words
         lines.append(EventLine(e.t - t0, k, e, _is_switch(e), key))

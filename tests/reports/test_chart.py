@@ -97,6 +97,17 @@ def test_the_switch_is_a_line_apart_from_the_others():
     assert not any(ln.is_switch for ln in plan.lines if ln.event.name != "selector patched")
 
 
+def test_a_canarys_shares_are_events_and_only_its_move_to_one_colour_is_the_switch():
+    shares = [Event(T0 + 5.0, "platform", "selector patched",
+                    {"selector": {"blue": 90, "green": 10}, "canary_header": "green"}),
+              Event(T0 + 7.0, "platform", "selector patched",  # a Gateway's HTTPRoute
+                    {"route": "pay", "weights": {"blue": 50, "green": 50}})]
+    plan = chart_plan(shifted_verdict(), events() + shares, "canary")
+    patched = [ln for ln in plan.lines if ln.event.name == "selector patched"]
+    assert [ln.is_switch for ln in patched] == [False, False, True]
+    assert [ln.key.endswith("<- a canary share") for ln in patched] == [True, True, False]
+
+
 def test_the_title_carries_the_verdict_and_its_counts():
     plan = chart_plan(shifted_verdict(), events(), "switch")
     assert plan.title == "switch: FAIL  (3,000 requests, 30 failed)"
