@@ -95,3 +95,27 @@ def test_a_stage_without_enough_requests_is_no_data_and_never_promoted(tmp_path)
     assert proof.scenario.failure.startswith("step 'canary 10%' failed: canary stage 10% has no "
                                              "data to judge: "), proof.scenario.failure
     assert proof.verdict.to_dict()["canary"]["outcome"] == "rolled back" and active == "blue"
+
+
+def test_a_prometheus_that_stopped_answering_stops_the_canary_before_any_traffic_moves(tmp_path):
+    """Prometheus killed after the platform stood up: the canary fails at its "Prometheus
+    scrapes both versions" step, in one line, before any share of traffic moved to it (the
+    seed read an unreachable Prometheus as 0.0 and promoted)."""
+    import os
+    import signal
+    from zerodrop.records.events import EventName
+    platform = stand_up(LocalConfig(replicas=1, prometheus=True), idle_replicas=0)
+    try:
+        os.kill(platform._prometheus.pid, signal.SIGKILL)  # the process the platform started
+        result = canary(platform, "v2.0.0", QUICK).run(Context(platform))
+        weights = [e for e in platform.events.snapshot()
+                   if e.name == EventName.SELECTOR_PATCHED and "green" in str(e.detail)]
+        active = platform.active_color()
+    finally:
+        platform.teardown()
+    assert not result.ok
+    assert result.failure.startswith("step 'Prometheus scrapes both versions' failed: "
+                                     f"Prometheus at {platform.metrics_url} cannot be asked: "
+                                     "cannot reach Prometheus"), result.failure
+    assert "\n" not in result.failure
+    assert not weights and active == "blue", weights
