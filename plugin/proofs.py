@@ -81,6 +81,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "judged request by request")
     g.addoption("--deploy-timeout", type=float, default=600.0,
                 help="seconds the --deploy-cmd may take before it is stopped (default 600)")
+    g.addoption("--canary-load-rate", type=float, default=200.0,
+                help="canary: requests/s started on schedule during a canary, each on a new "
+                     "connection (the Service splits new connections; they cost more than "
+                     "kept-alive ones, so this is its own rate; default 200)")
     g.addoption("--canary-stages", default="5,10,25,50,100",
                 help="canary: percent of traffic the canary gets at each stage, growing, ending at "
                      "100 (the promotion); default the seed's 5,10,25,50,100")
@@ -149,11 +153,15 @@ def canary_settings(opts):
     except ValueError:
         raise pytest.UsageError(f"--canary-stages {opts.canary_stages!r}: give whole percents "
                                 f"separated by commas, e.g. 5,10,25,50,100") from None
+    if not opts.canary_load_rate > 0:
+        raise pytest.UsageError(f"--canary-load-rate must be > 0 requests/s, got "
+                                f"{opts.canary_load_rate:g}")
     if not 0 <= opts.canary_max_error_rate <= 100 or not opts.canary_max_p99_ms > 0:
         raise pytest.UsageError("--canary-max-error-rate must be in 0..100 % and "
                                 "--canary-max-p99-ms > 0")
     if opts.canary_stage_seconds is None:  # enough requests at the smallest share to judge
-        rate = opts.load_rate or DEFAULT_RATES.get(opts.target, CLUSTER_RATE)
+        rate = min(opts.canary_load_rate, opts.load_rate or DEFAULT_RATES.get(opts.target,
+                                                                             CLUSTER_RATE))
         opts.canary_stage_seconds = max(5.0, math.ceil(
             1.5 * opts.canary_min_requests / (rate * stages[0] / 100)))
     settings = CanarySettings(stages=stages, stage_s=opts.canary_stage_seconds,

@@ -13,8 +13,9 @@ seed's PromQL, fixed), and is promoted or rolled back.
 Each runs on a platform of its own (``zd_canary_platform``); the verdict JSON of each is
 ``reports/out/canary-<name>.json`` with the ``canary`` section: each stage's weight, requests
 per version, each check's value and outcome, ``t_fault_on``, ``t_detected``, ``t_rolled_back``.
-The load is fresh connections: the local Service front splits NEW connections by weight, as
-kube-proxy does, so kept-alive clients would stay where their connection is.
+The load is fresh connections at --canary-load-rate (200/s): the local Service front splits NEW
+connections by weight, as kube-proxy does, so kept-alive clients would stay where their
+connection is.
 """
 from __future__ import annotations
 
@@ -48,8 +49,11 @@ def _settings(config: pytest.Config, **changes):
                    **changes)
 
 
-def _load(zd_proof_settings):
-    return replace(zd_proof_settings, populations={"fresh": 100}, idle_clients=0)
+def _load(zd_proof_settings, config: pytest.Config):
+    """New connections only (the split is by connection), at the canary's own rate: no more
+    than --canary-load-rate, nor than the proofs' --load-rate."""
+    rate = min(zd_proof_settings.rate, config.option.canary_load_rate)
+    return replace(zd_proof_settings, populations={"fresh": 100}, idle_clients=0, rate=rate)
 
 
 def _run(platform, scenario, load, evidence_dir, tmp_path, zd_terminal):
@@ -65,7 +69,7 @@ def test_healthy_canary_is_promoted(zd_canary_platform, zd_proof_settings, zd_ev
     every panel query answers data from the run's Prometheus."""
     settings = _settings(pytestconfig)
     scenario = canary(zd_canary_platform, NEW_VERSION, settings, name="canary-healthy")
-    proof = _run(zd_canary_platform, scenario, _load(zd_proof_settings), zd_evidence_dir,
+    proof = _run(zd_canary_platform, scenario, _load(zd_proof_settings, pytestconfig), zd_evidence_dir,
                  tmp_path, zd_terminal)
     zd_judged(proof)  # a PASS: promoted, and every request answered as in a switch
     facts = proof.verdict.to_dict()["canary"]
@@ -88,7 +92,7 @@ def test_faulty_canary_is_rolled_back(zd_canary_platform, zd_proof_settings, zd_
     settings = _settings(pytestconfig, fault=FAULT,
                          fault_after_s=min(FAULT_AFTER_S, pytestconfig.option.canary_stage_seconds / 2))
     scenario = canary(zd_canary_platform, NEW_VERSION, settings, name="canary-faulty")
-    proof = _run(zd_canary_platform, scenario, _load(zd_proof_settings), zd_evidence_dir,
+    proof = _run(zd_canary_platform, scenario, _load(zd_proof_settings, pytestconfig), zd_evidence_dir,
                  tmp_path, zd_terminal)
     attach_proof(proof)
     facts = proof.verdict.to_dict()["canary"]
