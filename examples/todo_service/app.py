@@ -296,6 +296,21 @@ class Conn:
         self.idle_since = now   # when it last became idle (accepted, or its last answer sent)
         self.busy = False
 
+    def request_waiting(self) -> bool:
+        """Whether bytes of a next request have already arrived (in the reader's buffer, or in
+        the socket not yet read on a busy machine): such a connection is not idle, and closing
+        it would reset a request the client has sent."""
+        if len(getattr(self.reader, "_buffer", b"")):
+            return True
+        sock = self.writer.get_extra_info("socket")
+        if sock is None:
+            return False
+        try:
+            with socket.fromfd(sock.fileno(), socket.AF_INET, socket.SOCK_STREAM) as dup:
+                return bool(dup.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except (BlockingIOError, OSError):
+            return False
+
 
 class App:
     def __init__(self, args, env: dict[str, str]):
@@ -400,8 +415,9 @@ class App:
                     return b""
                 if self.draining and "abandon_idle" not in self.faults:
                     timeout = conn.idle_since + IDLE_CLOSE_S - self.loop.time()
-                    if timeout <= 0:
+                    if timeout <= 0 and not conn.request_waiting():
                         return b""
+                    timeout = max(timeout, 0.01)  # a request is here: let the read take it
                 await asyncio.wait({read, self.changed}, timeout=timeout,
                                    return_when=asyncio.FIRST_COMPLETED)
             return read.result()
