@@ -20,7 +20,6 @@ CLUSTER=${1:-}
 [ "$action" = download ] && [ -n "$CLUSTER" ] && die "unknown argument $CLUSTER; use: [crds|delete-crds CLUSTER]"
 K8S=$(cat "$HERE/k8s-build/VERSION")
 kubectl() { "$CACHE/k8s/$K8S/bin/kubectl" --kubeconfig "${KUBECONFIG:-$CACHE/kubeconfig}" --context "kind-$CLUSTER" "$@"; }
-field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 # the CRDs' names, crd/<plural>.<group>, as kubectl wait takes them
 crd_names() { awk '/^kind: CustomResourceDefinition/ {crd = 1} crd && /^  name: / {print "crd/" $2; crd = 0}' "$CRDS"; }
 

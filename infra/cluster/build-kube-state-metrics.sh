@@ -19,8 +19,6 @@ IMAGE=zerodrop/kube-state-metrics:$V
 DIR=$CACHE/kube-state-metrics/$V
 BIN=$DIR/kube-state-metrics
 CLUSTER=${1:-}
-# a field of `go mod download -json` (Dir) or `go list -m -json` (Time)
-field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
 # 1. the binary
 if [ -x "$BIN" ]; then

@@ -27,8 +27,6 @@ action=build; case ${1:-} in crds|delete-crds) action=$1; shift; [ -n "${1:-}" ]
 CLUSTER=${1:-}
 K8S=$(cat "$HERE/k8s-build/VERSION")
 kubectl() { "$CACHE/k8s/$K8S/bin/kubectl" --kubeconfig "${KUBECONFIG:-$CACHE/kubeconfig}" --context "kind-$CLUSTER" "$@"; }
-# a field of `go mod download -json` (Dir, GoMod) or `go list -m -json` (Time)
-field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
 crd_files() { ls "$CRDS"/gateway.networking.k8s.io_*.yaml; }
 if [ "$action" = delete-crds ]; then

@@ -27,3 +27,6 @@ load_image() {
   kind load docker-image "$image" --name "$cluster"
   echo "$SELF: $image loaded into $cluster in $((SECONDS - start)) s" >&2
 }
+# field NAME: one field of the JSON object on stdin (`go mod download -json`'s Dir, `go list -m
+# -json`'s Time)
+field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
