@@ -53,6 +53,9 @@ class ScenarioFacts:
     # version and each check's value and outcome, its outcome, and t_fault_on / t_detected /
     # t_rolled_back; JSON-safe, carried into the verdict's JSON as it is
     canary: dict[str, Any] | None = None
+    # no switch on purpose (a steady-load probe: scenarios/steady.py): zero cutovers are then
+    # the plan, not a switch that never happened; the verdict judges answers and data only
+    steady: bool = False
 
     @property
     def cutover(self) -> Cutover:

@@ -153,10 +153,11 @@ class VerdictFacts:
     faults: tuple[FaultWindow, ...] = ()
     readiness: tuple[str, ...] = ()
     money: MoneyCheck = MoneyCheck()  # not judged unless the proof checked money
+    steady: bool = False  # no switch on purpose (a steady-load probe): no switch rule applies
 
     @property
     def switches(self) -> list[SwitchTally]:
-        return self.tally.switches
+        return [] if self.steady else self.tally.switches
 
 
 Rule = Callable[[VerdictFacts], "list[Reason]"]
@@ -320,6 +321,8 @@ def _failure_when(f: VerdictFacts, c: FailureClass) -> str:
             else f"from {_dur(a)} to {_dur(b)}")
     if c.event is not None:
         return f"{when} after {describe(c.event)}"
+    if f.steady:
+        return f"{when} after the first request (steady load, no switch)"
     anchors = scenario_events(f.events, f.tally.t0)
     all_before = not anchors or c.last_t < anchors[0].t
     return (f"{when} after the first request, "
@@ -487,8 +490,14 @@ def _latency_ratio(f: VerdictFacts) -> list[str]:
 
 
 def latency_compared(f: VerdictFacts) -> list[str]:
-    """What the relative latency rule saw, for a PASS: each phase against the baseline."""
+    """What the relative latency rule saw, for a PASS: each phase against the baseline (a
+    steady-load probe has one phase: its percentiles, compared with earlier runs elsewhere)."""
     lat, limits = f.latency, _ratio_limits(f.policy)
+    if f.steady:
+        steady = lat["before"]
+        return ([] if steady["p50"] is None else
+                [f"latency under steady load: p50 {steady['p50']:,.0f} ms, p99 "
+                 f"{steady['p99']:,.0f} ms"])
     if not limits or not lat["before"]["p50"]:
         return []
     def ms(v: float | None) -> str:
@@ -882,6 +891,9 @@ def pass_reasons(f: VerdictFacts) -> list[str]:
     n = len(f.switches)
     out = [_cutover_seen(sw, i, n) for i, sw in enumerate(f.switches)
            if sw.cutover.t_switch is not None]
+    if f.steady:
+        out.append(f"steady load, no switch: every one of the {_n(f.tally.total, 'request')} "
+                   f"got a complete, expected answer")
     d = f.data
     out.append(f"no data lost: all {_n(d.acknowledged, 'acknowledged ' + d.noun)} found "
                f"with their {d.value}s and by their {d.key_name}s, no idempotency key "

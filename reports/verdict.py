@@ -31,6 +31,7 @@ from zerodrop.reports.rules import (KIND_FAIL, KIND_INCONCLUSIVE, KIND_NOTE, RUL
 from zerodrop.reports.tally import NO_VERSION, PHASES, Series, SwitchTally, Tally
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
+NO_SWITCH = {"t_switch": None, "t_first_new": None, "t_last_old": None, "window_s": None}
 
 __all__ = ["PASS", "FAIL", "INCONCLUSIVE", "PHASES", "NO_VERSION", "Policy", "FailureClass",
            "Series", "Verdict", "Judge", "judge", "as_facts"]
@@ -61,6 +62,7 @@ class Verdict:
     # PASS and a FAIL alike, never a cause
     figures: list[str] = field(default_factory=list)
     canary: dict[str, Any] | None = None  # a canary's stages and times, as the scenario saw them
+    steady: bool = False  # a steady-load probe: no switch on purpose (``switches`` empty)
 
     def __repr__(self) -> str:  # short: pytest prints it under every failed assertion
         return (f"Verdict({self.verdict}, {self.requests_total:,} requests, "
@@ -98,6 +100,8 @@ class Verdict:
         }
         if len(self.switches) > 1:  # one switch is ``switch`` alone, as it always was
             d["switches"] = [dict(s) for s in self.switches]
+        if self.steady:  # no switch on purpose: said, never left to a None t_switch
+            d["steady"], d["switches"] = True, []
         if self.scenario is not None:
             d["scenario"] = self.scenario
         if self.money is not None:
@@ -139,7 +143,7 @@ class Judge:
         f = VerdictFacts(self.tally, events, failure_classes(self.tally, events),
                          latency_summary(self.tally), data, load, self.policy,
                          self.facts.faults, self.facts.readiness_findings,
-                         money if money is not None else MoneyCheck())
+                         money if money is not None else MoneyCheck(), self.facts.steady)
         upper = failure_bound(f)
         outcome, reasons = assemble([r for rule in self.rules for r in rule(f)], f)
         verdict = _verdict(f, outcome, reasons, upper, scenario)
@@ -177,7 +181,9 @@ def assemble(reasons: Sequence[Reason], f: VerdictFacts) -> tuple[str, list[str]
 def _verdict(f: VerdictFacts, outcome: str, reasons: list[str], upper: float | None,
              scenario: str | None) -> Verdict:
     t, d = f.tally, f.data
-    switches = [_switch_dict(sw) for sw in t.switches]
+    # a steady-load probe has no switch: ``switch`` keeps its shape with every time None (what
+    # every reader of the JSON expects) and ``switches`` is empty, which the JSON then says
+    switches = [_switch_dict(sw) for sw in f.switches]
     return Verdict(
         verdict=outcome,
         reasons=reasons,
@@ -185,7 +191,7 @@ def _verdict(f: VerdictFacts, outcome: str, reasons: list[str], upper: float | N
         requests_failed=t.failed,
         failures_by_outcome=dict(sorted(t.by_outcome.items())),
         served_by_version=dict(sorted(t.served.items(), key=lambda kv: -kv[1])),
-        switch=switches[-1],  # the last switch: the one a single-switch proof judges
+        switch=switches[-1] if switches else dict(NO_SWITCH),  # the last: a single switch's
         latency_ms=f.latency,
         integrity={"acknowledged": d.acknowledged, "missing": len(d.missing),
                    "mismatched": len(d.mismatched), "duplicated": len(d.duplicated_keys),
@@ -200,7 +206,7 @@ def _verdict(f: VerdictFacts, outcome: str, reasons: list[str], upper: float | N
         bound_95={"failure_rate_upper": upper, "failed": t.failed, "requests": t.total,
                   "confidence": f.policy.confidence},
         failure_classes=f.classes,
-        requests_in_window=sum(sw.in_window for sw in t.switches),
+        requests_in_window=sum(sw.in_window for sw in f.switches),
         scenario=scenario,
         series=t.series(),
         faults=[asdict(w) for w in f.faults],
@@ -208,6 +214,7 @@ def _verdict(f: VerdictFacts, outcome: str, reasons: list[str], upper: float | N
         money=_money_dict(f.money) if f.money.judged else None,
         populations={k: p.as_dict() for k, p in sorted(t.populations.items()) if k != "-"},
         figures=figures(f, upper),
+        steady=f.steady,
     )
 
 
