@@ -45,6 +45,10 @@ def applicable(profile: Profile) -> dict[str, str]:
     if not profile.is_default:
         out["fault_api"] = ("a canary is broken on purpose through the reference payment-service's "
                             "fault API, which this service does not have")
+    if not profile.is_default:
+        out["release_migration"] = ("the migration-safety proof applies the reference "
+                                    "payment-service's release migrations (MIGRATE_RELEASE), "
+                                    "which this service does not have")
     if profile.auth != "bearer" or _first_write(profile, authenticated=True) is None:
         out["token"] = "the profile's service takes no token (auth = \"none\") or has no authenticated write"
     return out

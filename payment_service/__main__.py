@@ -25,6 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="apply pending schema migrations to DATABASE_URL and exit")
     migrate.add_argument("--to", type=int, default=None, metavar="VERSION",
                          help="stop at this schema version (default: latest)")
+    migrate.add_argument("--release", default=None, metavar="NAME",
+                         help="then apply this release's migration, which the base migrate never "
+                              "applies (default: $MIGRATE_RELEASE; e.g. add_payment_note)")
     return parser
 
 
@@ -38,7 +41,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"payment-service: {exc}", file=sys.stderr)
         return 2
     if args.command == "migrate":
-        return _migrate(settings, args.to)
+        import os
+
+        from .migrations import RELEASE_ENV, UnknownRelease, release_migration
+        release = args.release if args.release is not None else os.environ.get(RELEASE_ENV, "")
+        if release.strip():
+            if args.to is not None:
+                print("payment-service: --to and a release migration exclude each other "
+                      "(a release builds on the whole base schema)", file=sys.stderr)
+                return 2
+            try:
+                release_migration(release.strip())
+            except UnknownRelease as exc:
+                print(f"payment-service: {exc}", file=sys.stderr)
+                return 2
+        return _migrate(settings, args.to, release.strip() or None)
     if not 0 <= args.port <= 65535:
         print(f"payment-service: --port {args.port} is not a port number (0-65535)", file=sys.stderr)
         return 2
@@ -54,16 +71,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _migrate(settings, target: int | None) -> int:
+def _migrate(settings, target: int | None, release: str | None = None) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from . import migrations, storage
 
     engine = storage.create_engine(settings.database_url)
     try:
-        applied = migrations.apply(storage.write_engine(engine), target, log=lambda line: print(line, flush=True))
+        log = lambda line: print(line, flush=True)  # noqa: E731
+        applied = migrations.apply(storage.write_engine(engine), target, log=log)
+        if release is not None:
+            applied += migrations.apply_release(storage.write_engine(engine), release, log=log)
         with engine.connect() as conn:
             version = migrations.current_version(conn)
+    except migrations.ReleaseError as exc:
+        print(f"payment-service: migrate failed: {exc}", file=sys.stderr)
+        return 1
     except SQLAlchemyError as exc:
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         print(f"payment-service: migrate failed: {detail[0] if detail else type(exc).__name__}", file=sys.stderr)

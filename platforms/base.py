@@ -162,8 +162,27 @@ class Platform(abc.ABC):
         """Send ``sig`` to one replica of ``color`` on purpose (chaos, negative controls)."""
 
     @abc.abstractmethod
-    def apply_fault(self, color: str, faults: dict) -> None:
-        """Change fault knobs on every running replica of ``color`` at run time."""
+    def apply_fault(self, color: str, faults: dict, index: int | None = None) -> None:
+        """Change fault knobs on every running replica of ``color`` at run time (later ones
+        start with them too), or on its running replica ``index`` alone."""
+
+    def delete_replica(self, color: str, index: int = 0) -> ReplicaInfo:
+        """Delete one replica of ``color`` as a pod deletion does (out of the endpoints, SIGTERM,
+        SIGKILL after the grace period); its controller starts a replacement."""
+        raise PlatformError(f"{type(self).__name__} cannot delete a replica")
+
+    @property
+    def network_faults(self) -> bool:
+        """Whether ``network_fault`` can work here (a replica's own network namespace)."""
+        return False
+
+    def network_fault(self, color: str, delay_ms: int = 0, loss_pct: int = 0) -> None:
+        """Delay and/or drop the packets of every running replica of ``color`` (tc netem in its
+        network namespace); PlatformError saying why where the platform cannot."""
+        raise PlatformError(f"{type(self).__name__} cannot add network delay or loss")
+
+    def clear_network_fault(self, color: str) -> None:
+        """Remove what ``network_fault`` added to ``color``'s replicas; safe to call twice."""
 
     def readiness_findings(self, color: str) -> list[str]:
         """Zero-downtime readiness problems of the live objects before traffic moves to
@@ -175,6 +194,11 @@ class Platform(abc.ABC):
         drain, e.g. DRAIN_SECONDS), when the platform knows it; None (the default) when not.
         The proof sets its idle clients' period above it."""
         return None
+
+    def migrate(self, version: str, env: dict[str, str] | None = None) -> None:
+        """Run ``version``'s schema migration (with ``env``, e.g. MIGRATE_RELEASE) against the
+        shared database while the replicas keep serving; PlatformError with its output's tail."""
+        raise PlatformError(f"this platform cannot run a migration (of {version}) while it serves")
 
     def command_env(self) -> dict[str, str] | None:
         """The environment an outside deploy command needs to act on this platform (on a

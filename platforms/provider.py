@@ -58,6 +58,11 @@ class Provider(abc.ABC):
         """Where the suites run, for the report header (no secrets)."""
         return self.name
 
+    def network_faults_missing(self, options: Any) -> str:
+        """Why this target's platforms cannot delay or drop a replica's packets (one line),
+        or "" when they can (``Platform.network_fault``)."""
+        return "this target gives no way into a replica's network namespace"
+
     @abc.abstractmethod
     def acquire(self, options: Any, run: Run, say: Say = print) -> Any:
         """The run's session (a cluster, a shared directory, nothing): once, in the pytest

@@ -52,6 +52,8 @@ class EventName(str, enum.Enum):
     REPLICA_KILLED = "replica killed"
     REPLICA_KILL_FAILED = "replica kill failed"
     FAULT_APPLIED = "fault applied"
+    FAULT_REMOVED = "fault removed"
+    REPLICA_DELETED = "replica deleted"
     # a deploy command the user runs (zerodrop watch): its lines and its end
     DEPLOY_OUTPUT = "deploy output"
     DEPLOY_EXITED = "deploy command exited"
@@ -65,7 +67,8 @@ class EventName(str, enum.Enum):
 
 
 CATALOGUE: dict[EventName, str] = {
-    EventName.MIGRATED: "the schema migration ran before any replica; detail: seconds, output",
+    EventName.MIGRATED: "a schema migration ran: before any replica, or a release's while the "
+                        "replicas serve (Platform.migrate); detail: seconds, output [, version, env]",
     EventName.DEPLOYED: "a colour got a new template (version, faults); detail: color, version, "
                         "faults",
     EventName.SCALED: "desired replicas of a colour changed; detail: color, replicas",
@@ -91,6 +94,10 @@ CATALOGUE: dict[EventName, str] = {
                               "replica, signal [, via]",
     EventName.REPLICA_KILL_FAILED: "a signal could not be sent; detail: color, replica, error",
     EventName.FAULT_APPLIED: "fault knobs changed on a colour at run time; detail: color, faults",
+    EventName.FAULT_REMOVED: "a fault on purpose was taken away again (a game day's rollback); "
+                             "detail: color, fault",
+    EventName.REPLICA_DELETED: "a replica deleted on purpose, as a pod deletion (its controller "
+                               "replaces it); detail: color, replica",
     EventName.DEPLOY_OUTPUT: "a line the watched deploy command printed; detail: line",
     EventName.DEPLOY_EXITED: "the watched deploy command ended; detail: code, command",
     EventName.CANARY_MARGINAL: "a canary stage ended marginal against the stable version (noted, "

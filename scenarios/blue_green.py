@@ -243,6 +243,15 @@ def _cutover(platform: Platform, old: str, new: str, settings: SwitchSettings, n
              deploy_version: str | None) -> Scenario:
     """The seed's blue-green-deploy.sh as a list of named steps (see the module docstring
     for what the negative-control knobs leave out)."""
+    return Scenario(name, tuple(switch_steps(platform, old, new, settings, deploy_version)),
+                    on_failure=undo_switch(platform, old, new))
+
+
+def switch_steps(platform: Platform, old: str, new: str, settings: SwitchSettings,
+                 deploy_version: str | None) -> list[Step]:
+    """The switch from ``old`` to ``new`` (``deploy_version`` there, or None: the version it
+    kept) as its list of named steps, for a scenario that does something first (a migration);
+    its failure step is ``undo_switch(platform, old, new)``."""
     new_version = deploy_version or platform.deployed_version(new) or ""
     drain_s = settings.drain_for(platform)
     broken = settings.broken
@@ -267,7 +276,7 @@ def _cutover(platform: Platform, old: str, new: str, settings: SwitchSettings, n
     steps.append(kill_all(platform, old) if broken == "kill_old"
                  else scale(platform, old, 0, verb="scale down"))
     steps.append(wait_gone(platform, old, settings.ready_timeout))
-    return Scenario(name, tuple(steps), on_failure=undo_switch(platform, old, new))
+    return steps
 
 
 def _run_checks(url: str, token: str, to_run, what: str) -> None:

@@ -112,6 +112,7 @@ class KubernetesPlatform(Platform):
         self.router = router or make_router(config.router, self.api, self.layout, self.events)
         self.watcher = Watcher(self.api, self.layout, self.events)
         self._node_ports: dict[str, int] = {}  # Service name -> its NodePort
+        self._netem: set[str] = set()  # colours with tc netem in their pods (removed at teardown)
         self.metrics = None  # ClusterPrometheus / ExternalPrometheus (prometheus.py), or None
         self._torn_down = False
 
@@ -373,7 +374,40 @@ class KubernetesPlatform(Platform):
         self.provider.kill(self, live[index], sig)  # a real signal where the cluster allows
         return live[index]
 
-    def apply_fault(self, color: str, faults: dict) -> None:
+    def delete_replica(self, color: str, index: int = 0) -> ReplicaInfo:
+        live = [r for r in self.replicas(color) if not r.terminating]
+        if not 0 <= index < len(live):
+            raise PlatformError(f"{color} has {len(live)} running replicas; no index {index}")
+        self.events.emit(Source.FAULT, EventName.REPLICA_DELETED, color=color,
+                         replica=live[index].name)
+        self.api.call(f"delete pod {live[index].name}", self.core.delete_namespaced_pod,
+                      live[index].name, self.namespace)
+        return live[index]
+
+    @property
+    def network_faults(self) -> bool:
+        return bool(getattr(self.provider, "network_faults", False))
+
+    def network_fault(self, color: str, delay_ms: int = 0, loss_pct: int = 0) -> None:
+        qdisc = ["netem"] + (["delay", f"{int(delay_ms)}ms"] if delay_ms else []) + \
+            (["loss", f"{int(loss_pct)}%"] if loss_pct else [])
+        self._netem.add(color)  # cleared at the end even when only some pods got it
+        for r in self.replicas(color):
+            if not r.terminating:
+                self.provider.netem(self, r, qdisc)  # PlatformError where it cannot
+        self.events.emit(Source.FAULT, EventName.FAULT_APPLIED, color=color,
+                         faults={"netem_delay_ms": delay_ms, "netem_loss_pct": loss_pct})
+
+    def clear_network_fault(self, color: str) -> None:
+        if color not in self._netem:
+            return
+        for r in self.replicas(color):
+            with contextlib.suppress(PlatformError):
+                self.provider.netem(self, r, None)
+        self._netem.discard(color)
+        self.events.emit(Source.FAULT, EventName.FAULT_REMOVED, color=color, fault="netem")
+
+    def apply_fault(self, color: str, faults: dict, index: int | None = None) -> None:
         """PATCH /admin/faults inside each running pod (pod IPs are not this machine's); the
         reference service's admin API, so another service's faults are its own command's."""
         if not self.profile.is_default:
@@ -383,9 +417,12 @@ class KubernetesPlatform(Platform):
         body = json.dumps(faults)
         exec_api = client.CoreV1Api(self.cluster.api_client())  # stream() patches its client
         try:
-            for r in self.replicas(color):
-                if r.terminating:
-                    continue
+            live = [r for r in self.replicas(color) if not r.terminating]
+            if index is not None:
+                if not 0 <= index < len(live):
+                    raise PlatformError(f"{color} has {len(live)} running replicas; no index {index}")
+                live = [live[index]]
+            for r in live:
                 out = stream(exec_api.connect_get_namespaced_pod_exec, r.name, self.namespace,
                              container=self.layout.container,
                              command=["python", "-c", _PATCH_FAULTS, body],
@@ -396,6 +433,51 @@ class KubernetesPlatform(Platform):
             exec_api.api_client.close()
         self.events.emit(Source.FAULT, EventName.FAULT_APPLIED, color=color,
                          faults=dict(faults))
+
+    def migrate(self, version: str, env: dict[str, str] | None = None) -> None:
+        """The overlay's migration Job once more, as ``version``'s (APP_VERSION, ``env`` on its
+        containers, the run's image), while both colours keep serving: waited for with the
+        ready timeout, its log tail in the error, deleted afterwards."""
+        started, extra = time.time(), {"APP_VERSION": version, **(env or {})}
+        objects = customize(render(self.config.overlay), layout=self.layout,
+                            namespace=self.namespace, labels=self.labels(),
+                            image=self.config.image, versions={}, replicas={},
+                            token=self.config.token, admin_token=self.admin_token, faults={},
+                            env=self.config.env, reference=self.profile.is_default)
+        jobs = [o for o in objects if o.get("kind") == "Job"]
+        if not jobs:
+            raise PlatformError(f"--manifests {self.config.overlay} has no migration Job, so "
+                                f"{version}'s migration cannot run on this cluster; add one")
+        output: list[str] = []
+        for job in jobs:
+            name = _migration_job_name(job["metadata"]["name"], version)
+            job["metadata"]["name"] = name
+            for c in job["spec"]["template"]["spec"]["containers"]:
+                c["env"] = [e for e in c.get("env", []) if e.get("name") not in extra]
+                c["env"] += [{"name": k, "value": v} for k, v in extra.items()]
+            self.api.call("create Job", self.batch.create_namespaced_job, self.namespace, job)
+            try:
+                self._wait_job(name, self.config.ready_timeout)
+                output += self._job_log(name)
+            finally:
+                with contextlib.suppress(PlatformError):
+                    self.api.call(f"delete Job {name}", self.batch.delete_namespaced_job, name,
+                                  self.namespace, propagation_policy="Background")
+        self.events.emit(Source.PLATFORM, EventName.MIGRATED, version=version,
+                         env=dict(env or {}), seconds=round(time.time() - started, 3),
+                         output=output)
+
+    def _job_log(self, name: str) -> list[str]:
+        """The last lines the Job's succeeded pod printed (what the migration applied)."""
+        pods = self.api.call("list pods", self.core.list_namespaced_pod, self.namespace,
+                             label_selector=f"job-name={name}").items
+        done = [p for p in pods if p.status.phase == "Succeeded"] or pods
+        if not done:
+            return []
+        log = self.api.call(f"read log of {done[0].metadata.name}",
+                            self.core.read_namespaced_pod_log, done[0].metadata.name,
+                            self.namespace, tail_lines=20)
+        return [ln for ln in (log or "").splitlines() if ln.strip()]
 
     def target(self) -> Target:
         return Target(self.cluster.kind, self.service_url, self.config.token,
@@ -548,3 +630,10 @@ def _info(pod, color: str, layout: Layout) -> ReplicaInfo:
     return ReplicaInfo(pod.metadata.name, color, version,
                        f"http://{pod.status.pod_ip}:{layout.port}" if pod.status.pod_ip else "",
                        None, pod_ready(pod), bool(pod.metadata.deletion_timestamp), restarts)
+
+
+def _migration_job_name(base: str, version: str) -> str:
+    """``<the overlay's Job>-<version>-<suffix>``: a DNS label of at most 63 characters, new
+    each time (a Job's template cannot change, and the last run's may still be deleting)."""
+    slug = "".join(ch if ch.isalnum() else "-" for ch in version.lower()).strip("-") or "next"
+    return f"{base[:30]}-{slug[:20]}-{secrets.token_hex(3)}".replace("--", "-")[:63].strip("-")

@@ -309,9 +309,16 @@ class LocalPlatform(Platform):
                          signal=signals.Signals(sig).name)
         return _info(pod)
 
-    def apply_fault(self, color: str, faults: dict) -> None:
+    def apply_fault(self, color: str, faults: dict, index: int | None = None) -> None:
         _check_color(color)
-        for pod in self._supervisor.add_faults(color, faults):  # later replicas get them too
+        if index is None:
+            pods = self._supervisor.add_faults(color, faults)  # later replicas get them too
+        else:
+            live = self._supervisor.live(color)
+            if not 0 <= index < len(live):
+                raise PlatformError(f"{color} has {len(live)} running replicas; no index {index}")
+            pods = [live[index]]
+        for pod in pods:
             status, body = http_call("PATCH", pod.port, "/admin/faults", json.dumps(faults),
                                      {"Authorization": f"Bearer {self.admin_token}",
                                       "Content-Type": "application/json"}, timeout=5)
@@ -319,10 +326,43 @@ class LocalPlatform(Platform):
                 raise PlatformError(f"{pod.name} refused fault {faults}: HTTP {status} "
                                     f"{body[:200]}")
         self.events.emit(Source.FAULT, EventName.FAULT_APPLIED, color=color,
-                         faults=dict(faults))
+                         faults=dict(faults), **({} if index is None else {"replica": pods[0].name}))
+
+    def delete_replica(self, color: str, index: int = 0) -> ReplicaInfo:
+        _check_color(color)
+        pod = self._supervisor.delete(color, index)
+        self.events.emit(Source.FAULT, EventName.REPLICA_DELETED, color=color, replica=pod.name)
+        return _info(pod)
+
+    def network_fault(self, color: str, delay_ms: int = 0, loss_pct: int = 0) -> None:
+        raise PlatformError("the local platform cannot add network delay or loss: its replicas "
+                            "share this machine's loopback, with no network namespace of their "
+                            "own to put tc netem in; use --target kind")
 
     def drain_window_s(self) -> float | None:
         return float(self.config.drain_seconds)
+
+    def migrate(self, version: str, env: dict[str, str] | None = None) -> None:
+        """The migrate command (--migrate-cmd, the profile's) once more, against the shared
+        database, with APP_VERSION=version and ``env``, while the replicas keep serving."""
+        started, extra = time.time(), {"APP_VERSION": version, **(env or {})}
+        argv = command.render(self.config.migrate_cmd, "--migrate-cmd")
+        shown = f"--migrate-cmd {shlex.join(argv)!r} of {version}"
+        try:
+            done = subprocess.run(argv, cwd=self.workdir, capture_output=True, text=True,
+                                  timeout=120, stdin=subprocess.DEVNULL,
+                                  env={**os.environ, **self._replica_env(), **extra})
+        except subprocess.TimeoutExpired:
+            raise PlatformError(f"{shown} did not finish within 120 s") from None
+        except OSError as exc:
+            raise PlatformError(f"{shown} cannot run: {exc.strerror or exc}") from None
+        if done.returncode != 0:
+            last = (done.stderr or done.stdout).strip().splitlines()[-3:] or ["no output"]
+            raise PlatformError(f"{shown} failed (exit {done.returncode}): {' | '.join(last)}")
+        self.events.emit(Source.PLATFORM, EventName.MIGRATED, version=version,
+                         env=dict(env or {}), seconds=round(time.time() - started, 3),
+                         output=[*done.stdout.strip().splitlines(),  # as a pod's log: both
+                                 *done.stderr.strip().splitlines()])
 
     def target(self) -> Target:
         return Target("local", self.service_url, self.config.token,

@@ -29,6 +29,10 @@ class LocalProvider(Provider):
     name = "local"
     summary = "blue and green stood up as real processes on this machine"
 
+    def network_faults_missing(self, options: Any) -> str:
+        return ("the local platform cannot do it: its replicas share this machine's loopback, "
+                "with no network namespace of their own for tc netem; use --target kind")
+
     def add_options(self, group: Any) -> None:
         group.addoption("--service-port", type=int, default=0,
                         help="--target local: Service port on 127.0.0.1 (default: a free port)")

@@ -102,6 +102,18 @@ class Supervisor:
             self.templates[color].faults.update(faults)
             return [p for p in self.pods[color] if p.alive() and p.port]
 
+    def delete(self, color: str, index: int) -> ReplicaProcess:
+        """A pod deletion: ``index`` of the live replicas terminates (out of the endpoints,
+        SIGTERM, SIGKILL after the grace period); the next reconcile starts a replacement,
+        as a ReplicaSet does, because the desired count is unchanged."""
+        with self._lock:
+            live = [p for p in self.pods[color] if not p.terminating and p.alive()]
+            if not 0 <= index < len(live):
+                raise PlatformError(f"{color} has {len(live)} running replicas; no index {index}")
+            self._terminate(live[index])
+        self._on_change()
+        return live[index]
+
     def live(self, color: str) -> list[ReplicaProcess]:
         with self._lock:
             return [p for p in self.pods[color] if not p.terminating and p.alive()]

@@ -19,7 +19,7 @@ def run_switch(tmp_path, *args: str):
     step_summary.write_text("earlier step\n")
     os.environ["GITHUB_STEP_SUMMARY"] = str(step_summary)
     try:
-        done = run_pytest("suites/zero_downtime", "-k", "switch_under_load", "--replicas", "1",
+        done = run_pytest("suites/zero_downtime", "-k", "test_switch_under_load", "--replicas", "1",
                           "--baseline", "1", "--tail", "1", "--alluredir", str(tmp_path / "allure"),
                           "--evidence-dir", str(tmp_path / "out"), *args, timeout=300)
     finally:

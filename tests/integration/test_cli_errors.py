@@ -190,6 +190,7 @@ def test_zero_downtime_tests_are_deselected_out_loud_for_a_url_target(tmp_path, 
     exit_code, out = run_isolated(tmp_path, "suites/zero_downtime", "suites/smoke", "--target",
                                   "url", "--base-url", platform.service_url)
     assert exit_code == 0, out[-2000:]
-    assert "3 deselected" in out  # the switch, the rollback, and the watched deploy (no --deploy-cmd)
-    assert "zerodrop: 2 zero-downtime test(s) not run: --target url gives no platform" in out
+    # the switch, the rollback, the migration, and the watched deploy (no --deploy-cmd)
+    assert "4 deselected" in out
+    assert "zerodrop: 3 zero-downtime test(s) not run: --target url gives no platform" in out
     assert "zerodrop: 1 test(s) deselected: the watched-deploy proof not run" in out

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from zerodrop.platforms.base import Platform, ReplicaInfo, Target
+from zerodrop.platforms.base import Platform, PlatformError, ReplicaInfo, Target
 from zerodrop.platforms.provider import Provider, Run, Say, TargetError
 from zerodrop.platforms.registry import add_once
 
@@ -102,6 +102,19 @@ class ClusterProvider(Provider):
     def kill(self, platform: Any, replica: ReplicaInfo, sig: int) -> None:
         """Send ``sig`` to ``replica`` of ``platform`` as this cluster allows, and emit
         "replica killed" (or "replica kill failed") on the platform's timeline."""
+
+    network_faults = False  # netem below works on this provider's clusters
+
+    def network_faults_missing(self, options: Any) -> str:
+        return (f"{self.name} clusters give no way into a pod's network namespace from here "
+                f"(tc netem needs the node): use --target kind")
+
+    def netem(self, platform: Any, replica: ReplicaInfo, qdisc: list[str] | None) -> None:
+        """Put ``tc qdisc replace dev eth0 root <qdisc>`` (None: delete it) in ``replica``'s
+        network namespace, where the cluster lets this machine reach it; PlatformError (one
+        line) where it cannot."""
+        raise PlatformError(f"{self.name} clusters give no way into a pod's network namespace "
+                            f"from here (tc netem needs the node): use --target kind")
 
     def add_own_options(self, group: Any) -> None:
         """Options of this provider alone."""

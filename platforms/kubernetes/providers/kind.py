@@ -8,6 +8,7 @@ from the node outside the pod's PID namespace (``ctr task kill``).
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -81,6 +82,23 @@ class KindProvider(ClusterProvider):
         if done:
             say(f"zerodrop: {done}")
 
+    @property
+    def network_faults(self) -> bool:
+        return not netem_missing()
+
+    def network_faults_missing(self, options: Any) -> str:
+        missing = netem_missing()
+        return f"{missing}: network delay or loss cannot be injected here" if missing else ""
+
+    def netem(self, platform: Any, replica: ReplicaInfo, qdisc: list[str] | None) -> None:
+        missing = netem_missing() if qdisc else ""
+        if missing:
+            raise PlatformError(f"network delay or loss cannot be injected: {missing}")
+        try:
+            netem_container(platform.cluster, _container_id(platform, replica), qdisc)
+        except ProviderError as exc:
+            raise PlatformError(str(exc)) from None
+
     def kill(self, platform: Any, replica: ReplicaInfo, sig: int) -> None:
         container = platform.layout.container
         name = signals.Signals(sig).name
@@ -99,6 +117,55 @@ class KindProvider(ClusterProvider):
             platform.events.emit(Source.FAULT, EventName.REPLICA_KILL_FAILED,
                                  color=replica.color, replica=replica.name, error=str(exc))
             raise PlatformError(str(exc)) from None
+
+
+@functools.lru_cache(maxsize=1)
+def netem_missing() -> str:
+    """Why this machine's kernel cannot run tc netem (kind's nodes share it), or "" when it
+    can or cannot be told. Probed in a network namespace of its own: nothing here changes."""
+    import subprocess
+    tc, unshare = shutil.which("tc"), shutil.which("unshare")
+    if not tc or not unshare:
+        return ""
+    try:
+        done = subprocess.run([unshare, "-n", tc, "qdisc", "add", "dev", "lo", "root", "netem",
+                               "delay", "1ms"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    if done.returncode != 0 and "qdisc kind is unknown" in done.stderr:
+        return ("this machine's kernel has no netem qdisc (CONFIG_NET_SCH_NETEM is not set), "
+                "and kind's nodes share that kernel")
+    return ""
+
+
+def netem_container(cluster: Cluster, container_id: str, qdisc: list[str] | None) -> None:
+    """tc in a container's network namespace, entered from the node through its task's PID
+    (the pod's eth0 is its own: only this replica's packets are delayed or lost)."""
+    if not cluster.node_container:
+        raise ProviderError(f"cannot reach pod network namespaces on a {cluster.kind} cluster")
+    cid = container_id.split("://", 1)[-1]
+    docker = docker_binary()
+    listed = run_cmd([docker, "exec", cluster.node_container, "ctr", "-n", "k8s.io", "task",
+                      "ls"], None, timeout=30)
+    pid = next((line.split()[1] for line in listed.stdout.splitlines()
+                if line.startswith(cid)), None)
+    if listed.returncode != 0 or pid is None:
+        raise ProviderError(f"container {cid[:12]} has no running task on the node")
+    action = ["replace", "dev", "eth0", "root", *qdisc] if qdisc else ["del", "dev", "eth0", "root"]
+    done = run_cmd([docker, "exec", cluster.node_container, "nsenter", "-t", pid, "-n", "tc",
+                    "qdisc", *action], None, timeout=30)
+    if done.returncode != 0 and qdisc:  # deleting what is not there is fine
+        raise ProviderError(f"tc netem in container {cid[:12]}: {last_line(done.stderr)}")
+
+
+def _container_id(platform: Any, replica: ReplicaInfo) -> str:
+    container = platform.layout.container
+    pod = platform.api.call(f"read pod {replica.name}", platform.core.read_namespaced_pod,
+                            replica.name, platform.namespace)
+    status = next((s for s in pod.status.container_statuses or [] if s.name == container), None)
+    if status is None or not status.container_id:
+        raise PlatformError(f"{replica.name} has no running {container} container")
+    return status.container_id
 
 
 def kind_binary() -> str:
