@@ -12,8 +12,11 @@ per proof and what a proof needs around it).
 pytest_plugins = [
     "zerodrop.plugin.core",
     "zerodrop.plugin.proofs",
+    "zerodrop.plugin.gameday",
     "zerodrop.plugin.summary",
     "zerodrop.fixtures.session",
     "zerodrop.fixtures.targets",
     "zerodrop.fixtures.proofs",
+    "zerodrop.plugin.nightly",
+    "zerodrop.fixtures.nightly",
 ]

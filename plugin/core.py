@@ -36,6 +36,7 @@ MARKERS = (
     "custom: checks a team lists in a --checks file",
     "zero_downtime: a switch or rollback under load, judged request by request",
     "canary: a canary under load, promoted or rolled back by its analysis",
+    "gameday: a game-day experiment (suites/chaos), run only with --experiment",
     "profile_needs(what): runs only when the service profile describes what it checks",
     "watched_deploy: the proof of a deploy command of the user's own (--deploy-cmd)",
 )

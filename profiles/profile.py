@@ -70,6 +70,11 @@ different service is described by ``examples/todo_service/todo.profile.toml``. E
     flow_success = '.status == "completed"'
     concurrent = "balance"               # the request the concurrency check sends 50 times
 
+    [steady_state]                       # optional: a game day's hypothesis (zerodrop gameday)
+    error_budget = 0.01                  # at most this share of requests fails (default 0.01)
+    slow_ms = 1000                       # at most slow_share of requests take longer than this
+    slow_share = 0.05                    # (defaults 1000 ms and 0.05)
+
     [[invalid]]                          # requests the service must refuse as the client's fault
     name = "negative amount"
     method = "POST"                      # default POST
@@ -127,6 +132,7 @@ _SECTIONS = {
     "readback": {"path", "by_key", "by_key_ids", "noun", "value"},
     "money": {"accounts", "balance_path", "balance_jq", "check_account"},
     "post_deploy": {"flow_poll", "flow_final", "flow_success", "flow_timeout", "concurrent"},
+    "steady_state": {"error_budget", "slow_ms", "slow_share"},
 }
 _INVALID_KEYS = {"name", "method", "path", "body", "headers", "status", "jq", "auth"}
 _REQUEST_KEYS = {"name", "kind", "method", "path", "route", "weight", "status", "values", "headers",
@@ -268,6 +274,10 @@ class Profile:
     money: Money | None = None
     flow: Flow | None = None
     concurrent: str = ""    # the request the post-deploy concurrency check sends
+    # [steady_state]: a game day's hypothesis (shares of requests, not money)
+    error_budget: float = 0.01   # at most this share of requests fails
+    slow_ms: float = 1000.0      # at most slow_share of requests take longer than this
+    slow_share: float = 0.05
     invalid: tuple[Invalid, ...] = ()
     text: str = ""
 
@@ -447,6 +457,7 @@ def parse(text: str, source: str) -> Profile:
         raise where.error("concurrent", f"[post_deploy] concurrent names {concurrent!r}, which is not a request")
     invalid = tuple(_invalid(e, i, where) for i, e in enumerate(_list(data, "invalid", where), 1))
     kube = _kubernetes(sec["kubernetes"], where, source)
+    steady = _steady_state(sec["steady_state"], where)
     profile = Profile(
         name=_str(service, "name", where, Path(source).stem if source else "service"),
         source=source,
@@ -461,11 +472,25 @@ def parse(text: str, source: str) -> Profile:
         app_cmd=_str(local, "app_cmd", where, ""), migrate_cmd=_str(local, "migrate_cmd", where, ""),
         **kube,
         requests=tuple(requests), readback=readback, money=money, flow=flow,
-        concurrent=concurrent, invalid=invalid, text=text)
+        concurrent=concurrent, invalid=invalid, text=text, **steady)
     if not any(r.weight > 0 for r in requests):
         raise ProfileError(f"{where.file}: every [[request]] has weight 0: the load would send nothing")
     check_bodies(profile)
     return profile
+
+
+def _steady_state(sec: dict[str, Any], where: "_Where") -> dict[str, float]:
+    """[steady_state]: error_budget and slow_share are shares (0..1), slow_ms milliseconds."""
+    out: dict[str, float] = {}
+    for key, low, high in (("error_budget", 0.0, 1.0), ("slow_share", 0.0, 1.0),
+                           ("slow_ms", 1.0, 600_000.0)):
+        if key not in sec:
+            continue
+        v = sec[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not low <= v <= high:
+            raise where.error(key, f"[steady_state] {key} must be a number from {low:g} to {high:g}")
+        out[key] = float(v)
+    return out
 
 
 def _request(entry: Any, i: int, where: "_Where", money: Money | None) -> RequestSpec:

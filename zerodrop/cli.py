@@ -3,7 +3,13 @@
     zerodrop verify [pytest args...]   python -m pytest --pyargs zerodrop.suites [pytest args...]
     zerodrop watch [pytest args...] -- CMD [ARGS...]
                                        your deploy command judged under load (--deploy-cmd)
-    zerodrop report                    reports/out/allure-results -> reports/out/allure-report
+    zerodrop report [--nightly]        reports/out/allure-results -> reports/out/allure-report
+    zerodrop nightly [pytest args...]  python -m pytest --pyargs zerodrop.suites.smoke
+                                       zerodrop.suites.nightly --nightly [pytest args...]
+    zerodrop gameday NAME|all [pytest args...]
+                                       python -m pytest --pyargs zerodrop.suites.chaos
+                                       --experiment NAME [pytest args...]
+    zerodrop gameday --list            the experiments' names
     zerodrop --help | -h | help        this usage
     zerodrop --version                 the installed version
 
@@ -27,9 +33,12 @@ from typing import Sequence
 import zerodrop
 
 USAGE_ERROR = 4
-COMMANDS = ("verify", "watch", "report")
+COMMANDS = ("verify", "watch", "report", "nightly", "gameday")
 WATCH_TEST = "zerodrop.suites.zero_downtime.test_watched_deploy"
 SUITES = "zerodrop.suites"
+NIGHTLY_SUITES = ("zerodrop.suites.smoke", "zerodrop.suites.nightly")
+CHAOS_SUITE = "zerodrop.suites.chaos"
+HISTORY_DIR = Path("reports") / "history"
 RESULTS_DIR = Path("reports") / "out" / "allure-results"
 REPORT_DIR = Path("reports") / "out" / "allure-report"
 
@@ -49,9 +58,22 @@ commands:
                         ZD_SERVICE_URL, ZD_PREVIEW_URL_BLUE/GREEN and ZD_TOKEN set; every line
                         it prints goes on the timeline and the switch it makes is judged
                         request by request (its exit status too)
-  report                build the Allure HTML report of the last verify from
+  report [--nightly [--history-dir DIR]]
+                        build the Allure HTML report of the last verify from
                         reports/out/allure-results into reports/out/allure-report
-                        (offline; needs Node.js)
+                        (offline; needs Node.js); --nightly: with the Allure history
+                        carried in the last nightly run's directory (reports/history/...),
+                        so the report's trend shows the nights
+  nightly [pytest args] the nightly regression: the smoke suite, then a steady-load probe
+                        of the Service as it is, stored in reports/history/ (one directory
+                        per run) and compared with the earlier runs; fails with each
+                        regression's size and confidence. With --target kubeconfig it is
+                        read-only (--nightly-namespace NS, an allow-listed --allow-context)
+                        unless --nightly-allow-deploy
+  gameday NAME [pytest args]
+                        a game-day experiment from the library: python -m pytest --pyargs
+                        zerodrop.suites.chaos --experiment NAME [pytest args];
+                        `zerodrop gameday --list` prints the names
 """
 
 _EPILOG = """\
@@ -71,7 +93,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="zerodrop", usage="zerodrop {verify,watch,report} [args...]",
+    p = _Parser(prog="zerodrop", usage="zerodrop {verify,watch,report,nightly,gameday} [args...]",
                 description=_DESCRIPTION, epilog=_EPILOG, add_help=False,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-h", "--help", action="store_true", help="show this help and exit")
@@ -146,6 +168,62 @@ def watch_command(args: Sequence[str]) -> list[str]:
             "--deploy-cmd", shlex.join(command)]
 
 
+def nightly_command(args: Sequence[str]) -> list[str]:
+    """The pytest command line ``zerodrop nightly args`` runs: the smoke suite and the nightly
+    suite (unless the arguments name their own tests), as a nightly run (``--nightly``)."""
+    where = [] if names_own_tests(args) else ["--pyargs", *NIGHTLY_SUITES]
+    return [sys.executable, "-m", "pytest", *where, "--nightly", *args]
+
+
+def experiment_names() -> tuple[str, ...]:
+    """The game-day experiments' names (``zerodrop.scenarios.experiments.NAMES``), imported
+    only when asked; () when the library is not there yet."""
+    try:
+        from zerodrop.scenarios.experiments import NAMES
+    except ImportError:
+        return ()
+    return tuple(NAMES)
+
+
+def gameday_command(args: Sequence[str]) -> list[str]:
+    """The pytest command line ``zerodrop gameday NAME args`` runs; UsageError (one line that
+    lists the known names) without a NAME or for an unknown one."""
+    known = experiment_names()
+    listed = (", ".join(known) + ", or all (every one this target can run)") if known \
+        else "none yet (no experiments in this zerodrop)"
+    if not args or args[0].startswith("-"):
+        raise UsageError(f"gameday needs an experiment's name first, e.g. zerodrop gameday "
+                         f"{known[0] if known else 'NAME'} --target local; known: {listed}")
+    name, rest = args[0], list(args[1:])
+    if name not in known and not (name == "all" and known):
+        raise UsageError(f"unknown experiment {name!r}; known: {listed}")
+    return [sys.executable, "-m", "pytest", "--pyargs", CHAOS_SUITE, "--experiment", name, *rest]
+
+
+def latest_nightly_run(history_dir: Path = HISTORY_DIR) -> Path | None:
+    """The last run directory of a nightly history (their names sort by time), or None."""
+    from zerodrop.reports.history import list_runs
+    runs = list_runs(history_dir)
+    return runs[-1] if runs else None
+
+
+def _report_args(rest: Sequence[str]) -> dict[str, str] | None:
+    """``report``'s own arguments: none, or ``--nightly [--history-dir DIR]``; the environment
+    the report script gets (ZERODROP_ALLURE_HISTORY for a nightly one)."""
+    rest = list(rest)
+    if not rest:
+        return None
+    if rest[0] != "--nightly" or len(rest) not in (1, 3) or (len(rest) == 3 and rest[1] != "--history-dir"):
+        raise UsageError(f"report takes no arguments but --nightly [--history-dir DIR], got "
+                         f"{' '.join(rest)}")
+    where = Path(rest[2]) if len(rest) == 3 else HISTORY_DIR
+    run = latest_nightly_run(where)
+    if run is None:
+        raise UsageError(f"report --nightly: no nightly run in {where}; run zerodrop nightly first")
+    from zerodrop.reports.history import ALLURE_HISTORY
+    return {"ZERODROP_ALLURE_HISTORY": str(run / ALLURE_HISTORY)}
+
+
 def report_command() -> list[str]:
     """The command line ``zerodrop report`` runs: the shipped build_html.sh, under bash. It
     writes one self-contained index.html (it opens from disk), takes the verdict from
@@ -155,11 +233,12 @@ def report_command() -> list[str]:
     return ["bash", str(script), str(RESULTS_DIR), str(REPORT_DIR)]
 
 
-def _run(cmd: list[str]) -> int:
+def _run(cmd: list[str], env: dict[str, str] | None = None) -> int:
     """Run ``cmd`` in the foreground and return its exit code. Ctrl-C reaches the child from
     the terminal too; it is waited for, so that it tears down what it started."""
+    import os
     try:
-        proc = subprocess.Popen(cmd)
+        proc = subprocess.Popen(cmd, env={**os.environ, **env} if env else None)
     except OSError as exc:
         print(f"zerodrop: cannot run {cmd[0]}: {exc.strerror or exc}", file=sys.stderr)
         return 3
@@ -191,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"zerodrop {zerodrop.__version__}")
         return 0
     if ns.command is None:
-        return _usage_error("no command given; use verify, watch or report")
+        return _usage_error("no command given; use verify, watch, report, nightly or gameday")
     if ns.command == "verify":
         return _run(pytest_command(rest))
     if ns.command == "watch":
@@ -199,15 +278,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(watch_command(rest))
         except UsageError as exc:
             return _usage_error(str(exc))
+    if ns.command == "nightly":
+        return _run(nightly_command(rest))
+    if ns.command == "gameday":
+        if rest[:1] == ["--list"]:
+            if len(rest) > 1:
+                return _usage_error(f"gameday --list takes no arguments, got {' '.join(rest[1:])}")
+            names = experiment_names()
+            print("\n".join(names) if names else "no experiments yet")
+            return 0
+        try:
+            return _run(gameday_command(rest))
+        except UsageError as exc:
+            return _usage_error(str(exc))
     if ns.command == "report":
-        if rest:
-            return _usage_error(f"report takes no arguments, got {' '.join(rest)}")
-        code = _run(report_command())
+        try:
+            env = _report_args(rest)
+        except UsageError as exc:
+            return _usage_error(str(exc))
+        code = _run(report_command(), env)
         if code == 0:
             print(f"zerodrop: report written to {REPORT_DIR / 'index.html'} "
                   "(one file: open it from disk)")
         return code
-    return _usage_error(f"unknown command '{ns.command}'; use verify, watch or report")
+    return _usage_error(f"unknown command '{ns.command}'; use verify, watch, report, nightly "
+                        f"or gameday")
 
 
 if __name__ == "__main__":  # pragma: no cover - python -m zerodrop goes through __main__.py

@@ -115,7 +115,20 @@ BAD = [
      "[kubernetes] service 'Todo_API' is not a Kubernetes name", "service = "),
     (("[service]", "[kubernetes]\nselector = 'slot'\n[service]"),
      "[kubernetes] has an unknown key 'selector'", "selector"),
+    (("[service]", "[steady_state]\nerror_budget = 1.5\n[service]"),
+     "[steady_state] error_budget must be a number from 0 to 1", "error_budget"),
+    (("[service]", "[steady_state]\nslow_ms = '500'\n[service]"),
+     "[steady_state] slow_ms must be a number from 1 to 600000", "slow_ms"),
 ]
+
+
+def test_the_steady_state_section_sets_a_game_days_hypothesis():
+    text = MINIMAL.replace("[service]", "[steady_state]\nerror_budget = 0.002\nslow_ms = 250\n"
+                                        "slow_share = 0.01\n[service]")
+    p = parse(text, "mini.toml")
+    assert (p.error_budget, p.slow_ms, p.slow_share) == (0.002, 250.0, 0.01)
+    d = parse(MINIMAL, "mini.toml")
+    assert (d.error_budget, d.slow_ms, d.slow_share) == (0.01, 1000.0, 0.05)
 
 
 def test_the_kubernetes_section_is_resolved_against_the_profiles_folder(tmp_path, monkeypatch):

@@ -38,10 +38,14 @@ def one_error_line(done: subprocess.CompletedProcess, prefix: str) -> str:
 
 # -- zerodrop: usage ---------------------------------------------------------------------------
 @pytest.mark.parametrize("args, message", [
-    ([], "zerodrop: no command given; use verify, watch or report"),
-    (["bogus"], "zerodrop: unknown command 'bogus'; use verify, watch or report"),
+    ([], "zerodrop: no command given; use verify, watch, report, nightly or gameday"),
+    (["bogus"], "zerodrop: unknown command 'bogus'; use verify, watch, report, nightly or gameday"),
     (["--bogus", "verify"], "zerodrop: unrecognized arguments: --bogus"),
-    (["report", "extra"], "zerodrop: report takes no arguments, got extra"),
+    (["report", "extra"], "zerodrop: report takes no arguments but --nightly [--history-dir DIR], "
+                          "got extra"),
+    (["report", "--nightly", "--history-dir", "nowhere"],
+     "zerodrop: report --nightly: no nightly run in nowhere; run zerodrop nightly first"),
+    (["gameday", "--list", "x"], "zerodrop: gameday --list takes no arguments, got x"),
     (["watch", "--target", "kind"], "zerodrop: watch needs the deploy command after --, e.g. "
                                     "zerodrop watch --target kind -- ./blue-green-deploy.sh payment-service IMAGE"),
     (["watch", "--target", "kind", "--"], "zerodrop: watch: the deploy command after -- is empty"),
@@ -60,7 +64,8 @@ def test_help_lists_exactly_the_commands(tmp_path, flag):
     assert done.stderr == ""
     section = done.stdout.split("commands:\n", 1)[1].split("\n\n", 1)[0]
     listed = {line.split()[0] for line in section.splitlines() if line[:3].strip()}
-    assert listed == {"verify", "watch", "report"} == set(cli.COMMANDS), done.stdout
+    assert listed == {"verify", "watch", "report", "nightly", "gameday"} == set(cli.COMMANDS), \
+        done.stdout
     assert "exit codes:" in done.stdout and "4 a usage error" in done.stdout
 
 
@@ -141,8 +146,8 @@ def zd(*args: str, script: Path = ROOT / "zd", env: dict | None = None):
 
 
 @pytest.mark.parametrize("args, message", [
-    ([], "zd: no command given; use verify, test or report"),
-    (["bogus"], "zd: unknown command 'bogus'; use verify, test or report"),
+    ([], "zd: no command given; use verify, test, report, nightly or gameday"),
+    (["bogus"], "zd: unknown command 'bogus'; use verify, test, report, nightly or gameday"),
 ])
 def test_zd_usage_errors_exit_4(args, message):
     done = zd(*args)
@@ -151,14 +156,14 @@ def test_zd_usage_errors_exit_4(args, message):
     assert "./zd verify" in done.stderr  # the usage came first
 
 
-def test_zd_help_names_its_three_commands_honestly():
+def test_zd_help_names_its_commands_honestly():
     done = zd("--help")
     assert done.returncode == 0, done.stderr
     text = " ".join(done.stdout.split())
     assert "The two commands of the README are verify and test; report builds the HTML" in text
     listed = [line.split()[1] for line in done.stdout.splitlines()
               if line.strip().startswith("./zd ")]
-    assert listed == ["verify", "test", "report", "help"], done.stdout
+    assert listed == ["verify", "test", "report", "nightly", "gameday", "help"], done.stdout
     assert "set -e" not in done.stdout  # only the comment block
 
 
@@ -224,3 +229,102 @@ def test_watch_hands_the_deploy_command_to_its_proof_as_one_option():
     assert cmd[:5] == [sys.executable, "-m", "pytest", "--pyargs", cli.WATCH_TEST]
     assert cmd[5:8] == ["--target", "kind", "-x"] and cmd[8] == "--deploy-cmd"
     assert shlex.split(cmd[9]) == ["./deploy.sh", "payment service", "img:1"]
+
+
+# -- zerodrop nightly ---------------------------------------------------------------------------
+def test_nightly_runs_smoke_and_the_nightly_suite_as_a_nightly_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["--target", "url", "--base-url", "http://127.0.0.1:1"]
+    assert cli.nightly_command(args) == [sys.executable, "-m", "pytest", "--pyargs",
+                                         "zerodrop.suites.smoke", "zerodrop.suites.nightly",
+                                         "--nightly", *args]
+    (tmp_path / "mine").mkdir()  # arguments that name their own tests keep them
+    assert cli.nightly_command(["mine", "-x"]) == [sys.executable, "-m", "pytest", "--nightly",
+                                                   "mine", "-x"]
+
+
+def test_nightly_collects_the_nightly_test_and_verify_does_not(tmp_path):
+    """The nightly suite runs under `zerodrop nightly` only; plain verify deselects it and
+    says so (the negative control: the same collection without --nightly)."""
+    done = zerodrop(tmp_path, "nightly", "--co", "-q", "-p", "no:cacheprovider")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    ids = [line for line in done.stdout.splitlines() if "::" in line]
+    assert any("test_nightly.py::test_nightly_regression" in i for i in ids), ids
+    assert any("test_smoke.py::" in i for i in ids), ids
+    done = zerodrop(tmp_path, "verify", "--co", "-q", "-p", "no:cacheprovider")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    ids = [line for line in done.stdout.splitlines() if "::" in line]
+    assert ids and not any("test_nightly" in i for i in ids), ids
+    assert "nightly test(s) deselected: they run with `zerodrop nightly`" in done.stdout
+
+
+def test_report_nightly_builds_with_the_last_runs_allure_history(tmp_path, monkeypatch):
+    history = tmp_path / "h"
+    for name in ("20261201T010000Z-a", "20261202T010000Z-b"):
+        (history / name).mkdir(parents=True)
+    assert cli.latest_nightly_run(history) == history / "20261202T010000Z-b"
+    env = cli._report_args(["--nightly", "--history-dir", str(history)])
+    assert env == {"ZERODROP_ALLURE_HISTORY": str(history / "20261202T010000Z-b" /
+                                                  "allure-history.jsonl")}
+    assert cli._report_args([]) is None
+
+
+# -- zerodrop gameday ---------------------------------------------------------------------------
+def test_gameday_runs_the_chaos_suite_with_the_experiment():
+    names = cli.experiment_names()
+    assert names, "the experiment library names no experiment"
+    cmd = cli.gameday_command([names[0], "--target", "local", "-x"])
+    assert cmd == [sys.executable, "-m", "pytest", "--pyargs", "zerodrop.suites.chaos",
+                   "--experiment", names[0], "--target", "local", "-x"]
+
+
+def test_gameday_all_runs_every_experiment_the_target_can():
+    cmd = cli.gameday_command(["all", "--target", "kind"])
+    assert cmd[-4:] == ["--experiment", "all", "--target", "kind"]
+
+
+def test_gameday_list_prints_the_names(tmp_path):
+    done = zerodrop(tmp_path, "gameday", "--list")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == list(cli.experiment_names())
+
+
+@pytest.mark.parametrize("args, start", [
+    (["gameday", "no-such-experiment"], "zerodrop: unknown experiment 'no-such-experiment'; known: "),
+    (["gameday"], "zerodrop: gameday needs an experiment's name first"),
+    (["gameday", "--target", "local"], "zerodrop: gameday needs an experiment's name first"),
+])
+def test_gameday_refuses_an_unknown_or_missing_name_in_one_line(tmp_path, args, start):
+    done = zerodrop(tmp_path, *args)
+    assert done.returncode == 4, done.stderr
+    line = one_error_line(done, "zerodrop:")
+    assert line.startswith(start), line
+    assert all(n in line for n in cli.experiment_names()), line  # it lists what can be used
+
+
+def test_gameday_without_an_experiment_library_says_none_yet(monkeypatch):
+    """An ImportError of the library is "no experiments yet", never a traceback."""
+    import builtins
+    real = builtins.__import__
+
+    def no_library(name, *a, **k):
+        if name == "zerodrop.scenarios.experiments":
+            raise ImportError("not there")
+        return real(name, *a, **k)
+    monkeypatch.setattr(builtins, "__import__", no_library)
+    assert cli.experiment_names() == ()
+    with pytest.raises(cli.UsageError, match="unknown experiment 'x'; known: none yet"):
+        cli.gameday_command(["x"])
+
+
+def test_zd_nightly_and_gameday_delegate_to_the_installed_command(zd_copy):
+    stamp = zd_copy / ".venv" / ".zerodrop-installed"
+    stamp.write_text(hashlib.sha256((zd_copy / "pyproject.toml").read_bytes()).hexdigest() + "\n")
+    done = zd("nightly", "--target", "url", script=zd_copy / "zd")
+    assert done.returncode == 7, done.stderr
+    assert (zd_copy / ".venv" / "zerodrop-args").read_text().splitlines() == [
+        "nightly", "--target", "url"]
+    done = zd("gameday", "bad-release", "-x", script=zd_copy / "zd")
+    assert done.returncode == 7, done.stderr
+    assert (zd_copy / ".venv" / "zerodrop-args").read_text().splitlines() == [
+        "gameday", "bad-release", "-x"]
