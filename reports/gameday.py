@@ -184,14 +184,16 @@ def judge_experiment(name: str, expected: Expected, hyp: Hypothesis,
                      fault_starts: Sequence[float] = (), aborted_before: str = "",
                      data: dict[str, Any] | None = None, removal_errors: Sequence[str] = (),
                      method_failure: str = "",
-                     hits: Sequence[dict[str, Any]] = ()) -> ExperimentVerdict:
+                     hits: Sequence[dict[str, Any]] = (),
+                     flaps: Sequence[dict[str, Any]] = ()) -> ExperimentVerdict:
     """The experiment's verdict. ``stats`` has the windows ``before``, ``during`` and ``after``;
     ``switch`` what the method did; ``aborted_before`` the reason the steady state did not hold
     before the method (then nothing was touched: ABORTED); ``data`` the acknowledged-write
     check (``acknowledged``, ``lost``, ``error``); ``removal_errors`` faults that could not be
     taken away; ``hits`` each fault aimed at one replica (``replica``, ``requests`` it
     answered in the second before or had in flight): a kill that met no request proves
-    nothing (not measured)."""
+    nothing (not measured); ``flaps`` each readiness flap (``replica``, ``unready``: how
+    often the platform took it out): a flap the platform never acted on proves nothing."""
     before = steady_state(stats.get("before"), hyp, "steady state before the method")
     if aborted_before:
         return ExperimentVerdict(name, ABORTED, [f"the steady state did not hold before the "
@@ -206,6 +208,12 @@ def judge_experiment(name: str, expected: Expected, hyp: Hypothesis,
                             "each replica hit was serving requests",
                             "; ".join(f"{h['replica']}: {h.get('requests', 0)} requests in the "
                                       f"second before or in flight" for h in hits)))
+    if flaps:
+        still = [f for f in flaps if not f.get("unready")]
+        checks.append(Check("the readiness flapped", None if still else True,
+                            "the platform took each flapping replica out of its endpoints",
+                            "; ".join(f"{f['replica']}: taken out {f.get('unready', 0)} times"
+                                      for f in flaps)))
     if not expected.new_served:
         served = sum(w.by_version.get(new_version, 0) for w in stats.values())
         checks.append(Check("the new version answered nothing", served == 0,

@@ -134,6 +134,8 @@ class Injector:
         self.applied: list[str] = []  # every fault that was applied, in order
         # (t, replica) of each fault aimed at one replica: did it meet traffic? (the verdict)
         self.hits: list[tuple[float, str]] = []
+        # (t, replica) of each readiness flap: did the platform take it out? (the verdict)
+        self.flaps: list[tuple[float, str]] = []
 
     def apply(self, spec: FaultSpec, color: str) -> str:
         """Apply ``spec`` to ``color`` now; the fault's name on the timeline."""
@@ -196,7 +198,10 @@ class Injector:
             platform.network_fault(color, int(p.get("delay_ms", 0)), int(p.get("loss_pct", 0)))
             return lambda: platform.clear_network_fault(color)
         if spec.kind == "flapping-readiness":
-            return self._flap(color, self._index(color, p), float(p.get("period_s", 0.5)),
+            index = self._index(color, p)
+            live = [r.name for r in platform.replicas(color) if not r.terminating]
+            self.flaps.append((time.time(), live[index] if index < len(live) else "?"))
+            return self._flap(color, index, float(p.get("period_s", 0.5)),
                               bool(p.get("errors_when_unready", False)))
         platform.apply_fault(color, _knobs(spec, on=True))
         return lambda: platform.apply_fault(color, _knobs(spec, on=False))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from zerodrop.records.events import EventName
 from zerodrop.records.ledger import read_records
 from zerodrop.reports.gameday import (ExperimentVerdict, Hypothesis, judge_experiment,
                                       window_stats)
@@ -71,7 +72,11 @@ def run_gameday(gd: GameDay, hypothesis: Hypothesis, settings: ProofSettings, ou
         hits=[{"t": round(t - t0, 3), "replica": name,
                "requests": sum(1 for r in records if r.replica == name and
                                (t - 1.0 <= r.t_end <= t or r.t_start <= t <= r.t_end))}
-              for t, name in gd.injector.hits])
+              for t, name in gd.injector.hits],
+        flaps=[{"t": round(t - t0, 3), "replica": name,
+                "unready": sum(1 for e in proof.timeline if e.name == EventName.REPLICA_UNREADY
+                               and e.t >= t and e.detail.get("replica") == name)}
+               for t, name in gd.injector.flaps])
     info: dict[str, Any] = {
         "title": gd.experiment.title, "why": gd.experiment.why, "method": gd.experiment.method,
         "expected": gd.experiment.expected.describe(), "hypothesis": hypothesis.describe(),

@@ -137,21 +137,28 @@ class LocalPlatform(Platform):
     def _migrate(self) -> None:
         """The seed's migration Job: its own step, before any replica starts."""
         started = time.time()
-        argv = command.render(self.config.migrate_cmd, "--migrate-cmd")
-        try:
-            done = subprocess.run(argv, cwd=self.workdir, capture_output=True, text=True, timeout=120,
-                                  env={**os.environ, **self._replica_env()})
-        except subprocess.TimeoutExpired:
-            raise PlatformError(f"--migrate-cmd {shlex.join(argv)!r} did not finish within 120 s") from None
-        except OSError as exc:
-            raise PlatformError(f"--migrate-cmd {shlex.join(argv)!r} cannot run: {exc.strerror or exc}") from None
-        if done.returncode != 0:
-            last = (done.stderr or done.stdout).strip().splitlines()[-3:] or ["no output"]
-            raise PlatformError(f"--migrate-cmd {shlex.join(argv)!r} failed (exit {done.returncode}): "
-                                f"{' | '.join(last)}")
+        done = self._run_migrate("", {})
         self.events.emit(Source.PLATFORM, EventName.MIGRATED,
                          seconds=round(time.time() - started, 3),
                          output=done.stdout.strip().splitlines())
+
+    def _run_migrate(self, of: str, extra: dict[str, str]) -> subprocess.CompletedProcess:
+        """The migrate command in the replicas' environment (plus ``extra``); PlatformError in
+        one line, with its output's tail, when it cannot run or fails."""
+        argv = command.render(self.config.migrate_cmd, "--migrate-cmd")
+        shown = f"--migrate-cmd {shlex.join(argv)!r}{of}"
+        try:
+            done = subprocess.run(argv, cwd=self.workdir, capture_output=True, text=True,
+                                  timeout=120, stdin=subprocess.DEVNULL,
+                                  env={**os.environ, **self._replica_env(), **extra})
+        except subprocess.TimeoutExpired:
+            raise PlatformError(f"{shown} did not finish within 120 s") from None
+        except OSError as exc:
+            raise PlatformError(f"{shown} cannot run: {exc.strerror or exc}") from None
+        if done.returncode != 0:
+            last = (done.stderr or done.stdout).strip().splitlines()[-3:] or ["no output"]
+            raise PlatformError(f"{shown} failed (exit {done.returncode}): {' | '.join(last)}")
+        return done
 
     def _publish(self) -> None:
         if self._endpoints is not None:
@@ -345,20 +352,8 @@ class LocalPlatform(Platform):
     def migrate(self, version: str, env: dict[str, str] | None = None) -> None:
         """The migrate command (--migrate-cmd, the profile's) once more, against the shared
         database, with APP_VERSION=version and ``env``, while the replicas keep serving."""
-        started, extra = time.time(), {"APP_VERSION": version, **(env or {})}
-        argv = command.render(self.config.migrate_cmd, "--migrate-cmd")
-        shown = f"--migrate-cmd {shlex.join(argv)!r} of {version}"
-        try:
-            done = subprocess.run(argv, cwd=self.workdir, capture_output=True, text=True,
-                                  timeout=120, stdin=subprocess.DEVNULL,
-                                  env={**os.environ, **self._replica_env(), **extra})
-        except subprocess.TimeoutExpired:
-            raise PlatformError(f"{shown} did not finish within 120 s") from None
-        except OSError as exc:
-            raise PlatformError(f"{shown} cannot run: {exc.strerror or exc}") from None
-        if done.returncode != 0:
-            last = (done.stderr or done.stdout).strip().splitlines()[-3:] or ["no output"]
-            raise PlatformError(f"{shown} failed (exit {done.returncode}): {' | '.join(last)}")
+        started = time.time()
+        done = self._run_migrate(f" of {version}", {"APP_VERSION": version, **(env or {})})
         self.events.emit(Source.PLATFORM, EventName.MIGRATED, version=version,
                          env=dict(env or {}), seconds=round(time.time() - started, 3),
                          output=[*done.stdout.strip().splitlines(),  # as a pod's log: both

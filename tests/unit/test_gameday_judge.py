@@ -174,3 +174,10 @@ def test_a_kill_that_met_no_request_proves_nothing():
     assert any("the fault met traffic" in r and "blue-0: 0 requests" in r for r in idle.reasons)
     busy = judged(healthy_run(), hits=[{"replica": "blue-1", "requests": 40}])
     assert busy.verdict == PASS
+
+
+def test_a_readiness_flap_the_platform_never_acted_on_proves_nothing():
+    idle = judged(healthy_run(), flaps=[{"replica": "blue-0", "unready": 0}])
+    assert idle.verdict == INCONCLUSIVE
+    assert any("the readiness flapped" in r and "taken out 0 times" in r for r in idle.reasons)
+    assert judged(healthy_run(), flaps=[{"replica": "blue-0", "unready": 3}]).verdict == PASS
