@@ -77,7 +77,8 @@ def test_a_deleted_pod_is_replaced_and_a_flapping_pod_leaves_and_rejoins(kube):
                            - before) == 1, 120, "a replacement pod for the deleted one")
     kube.wait_ready("blue", 120)
     flapping = [r.name for r in kube.replicas("blue") if not r.terminating][0]
-    inj.apply(FaultSpec("flapping-readiness", "blue", {"period_s": 2.0, "index": 0}), "blue")
+    # down for 5 s: two failed probes in a row at the manifests' 2 s period
+    inj.apply(FaultSpec("flapping-readiness", "blue", {"period_s": 5.0, "index": 0}), "blue")
     wait_until(lambda: any(e.detail.get("replica") == flapping
                            for e in kube.events.named("replica unready")), 60,
                "the flapping pod out of the endpoints")
