@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from zerodrop.records.events import Event
+from zerodrop.records.events import STEP_START, Event, Source
 from zerodrop.records.ledger import LedgerRecord
 from zerodrop.reports.gameday import ExperimentVerdict, WindowStats
 
@@ -152,7 +152,7 @@ def timeline_svg(d: dict[str, Any], width: int = 900, row_h: int = 70) -> str:
 def steps_of(timeline: Sequence[Event], t0: float) -> list[dict[str, Any]]:
     """The scenario's step starts, relative to ``t0``."""
     return [{"t": round(ev.t - t0, 3), "name": ev.name} for ev in timeline
-            if str(ev.source) == "scenario" and ev.detail.get("step") == "start"]
+            if ev.source == Source.SCENARIO and ev.detail.get("step") == STEP_START]
 
 
 __all__ = ["impact_by_population", "report_data", "write_gameday", "render_html",

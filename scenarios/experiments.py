@@ -164,10 +164,8 @@ def build(exp: Experiment, platform: Platform, hypothesis: Hypothesis,
         if exp.ready_timeout:
             settings_s = replace(settings_s, ready_timeout=exp.ready_timeout)
         method = switch(platform, NEW_VERSION, settings_s, name=exp.name)
-    if any(s.at == "deploy" for s in specs):
-        state["fault_starts"].append(None)  # set when the deploy step runs (see _mark_deploy)
-    steps = _with_faults(list(method.steps), specs, colour, injector, state)
-    gd = GameDay(exp, Scenario(exp.name, ()), ctx, injector, old, new, NEW_VERSION, state)
+    steps = _with_faults(list(method.steps), specs, colour, injector, state,
+                         release_faults=bool(deploy_faults))
 
     def before(ctx: Context) -> None:
         held = _steady_before(ctx, hypothesis)
@@ -192,45 +190,43 @@ def build(exp: Experiment, platform: Platform, hypothesis: Hypothesis,
             injector.remove_all()
             state["t_rolled_back"] = time.time()
 
-    gd.scenario = Scenario(exp.name, (Step(BEFORE_STEP, before), *steps,
-                                      Step(ROLLBACK_STEP, rollbacks)),
-                           on_failure=Step(f"rollbacks: undo {exp.method}, remove every fault",
-                                           on_failure))
-    return gd
+    scenario = Scenario(exp.name, (Step(BEFORE_STEP, before), *steps,
+                                   Step(ROLLBACK_STEP, rollbacks)),
+                        on_failure=Step(f"rollbacks: undo {exp.method}, remove every fault",
+                                        on_failure))
+    return GameDay(exp, scenario, ctx, injector, old, new, NEW_VERSION, state)
 
 
 def _with_faults(steps: list[Step], specs: list[FaultSpec], colour: dict[str, str],
-                 injector: Injector, state: dict[str, Any]) -> list[Step]:
-    """The method's steps with a step that applies (or removes) each fault where it says."""
+                 injector: Injector, state: dict[str, Any], release_faults: bool) -> list[Step]:
+    """The method's steps with a step that applies (or removes) each fault where its ``at``
+    (``until``) says: before or after the first step whose name starts with the rest. With
+    ``release_faults`` the deploy step marks when the release's own faults start."""
     out: list[Step] = []
     names: dict[int, str] = {}
+    placed: set[int] = set()
 
     def apply_step(i: int, s: FaultSpec) -> Step:
         def run(ctx: Context) -> None:
             state["fault_starts"].append(time.time())
             names[i] = injector.apply(s, colour[s.target])
+        placed.add(i)
         return Step(f"fault: {s.label(colour[s.target])}", run)
 
     def remove_step(i: int, s: FaultSpec) -> Step:
         return Step(f"remove fault: {s.label(colour[s.target])}",
                     lambda ctx: injector.remove(names.get(i, "")))
 
-    placed: set[int] = set()
+    def around(step: Step, when: str) -> list[Step]:
+        return ([apply_step(i, s) for i, s in enumerate(specs)
+                 if i not in placed and _at(s.at, when, step)]
+                + [remove_step(i, s) for i, s in enumerate(specs) if _at(s.until, when, step)])
+
     for step in steps:
-        out += [apply_step(i, s) for i, s in enumerate(specs)
-                if s.at.startswith("before ") and step.name.startswith(s.at[7:]) and
-                i not in placed and not placed.add(i)]
-        out += [remove_step(i, s) for i, s in enumerate(specs)
-                if s.until.startswith("before ") and step.name.startswith(s.until[7:])]
-        if step.name.startswith("deploy "):
-            out.append(_mark_deploy(step, state))
-        else:
-            out.append(step)
-        out += [apply_step(i, s) for i, s in enumerate(specs)
-                if s.at.startswith("after ") and step.name.startswith(s.at[6:]) and
-                i not in placed and not placed.add(i)]
-        out += [remove_step(i, s) for i, s in enumerate(specs)
-                if s.until.startswith("after ") and step.name.startswith(s.until[6:])]
+        out += around(step, "before")
+        out.append(_mark_deploy(step, state) if release_faults and step.name.startswith("deploy ")
+                   else step)
+        out += around(step, "after")
     missing = [s for i, s in enumerate(specs) if s.at != "deploy" and i not in placed]
     if missing:
         raise FaultError(f"fault {missing[0].kind!r}: no step of the method matches "
@@ -238,11 +234,16 @@ def _with_faults(steps: list[Step], specs: list[FaultSpec], colour: dict[str, st
     return out
 
 
+def _at(where: str, when: str, step: Step) -> bool:
+    """Whether ``where`` ("before <step>" / "after <step>") names ``step`` for ``when``."""
+    prefix = f"{when} "
+    return where.startswith(prefix) and step.name.startswith(where[len(prefix):])
+
+
 def _mark_deploy(step: Step, state: dict[str, Any]) -> Step:
-    """The deploy step of a release with start faults: the fault starts when it runs."""
+    """The deploy step of a release with start faults: the faults start when it runs."""
     def run(ctx: Context) -> None:
-        if None in state["fault_starts"]:
-            state["fault_starts"][state["fault_starts"].index(None)] = time.time()
+        state["fault_starts"].append(time.time())
         step.run(ctx)
     return Step(step.name, run)
 

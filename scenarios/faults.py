@@ -129,7 +129,7 @@ class Injector:
 
     def __init__(self, platform: Platform, ctx: Any = None) -> None:
         self.platform, self.ctx = platform, ctx
-        self._active: dict[str, Remover] = {}
+        self._active: dict[str, tuple[str, Remover]] = {}  # name -> (colour, remover)
         self.errors: list[str] = []   # removals that failed: the report says so
         self.applied: list[str] = []  # every fault that was applied, in order
         # (t, replica) of each fault aimed at one replica: did it meet traffic? (the verdict)
@@ -149,20 +149,21 @@ class Injector:
             if kind.instant:
                 self.ctx.fault_off(name, t)
         if remover is not None:
-            self._active[name] = remover
+            self._active[name] = (color, remover)
         return name
 
     def remove(self, name: str) -> None:
-        remover = self._active.pop(name, None)
-        if remover is None:
+        active = self._active.pop(name, None)
+        if active is None:
             return
+        color, remover = active
         try:
             remover()
         except (PlatformError, OSError) as exc:
             self.errors.append(f"{name}: {str(exc).splitlines()[0] if str(exc) else exc}")
             return
         t = self.platform.events.emit(Source.FAULT, EventName.FAULT_REMOVED,
-                                      color=name.rsplit(" on ", 1)[-1], fault=name).t
+                                      color=color, fault=name).t
         if self.ctx is not None:
             self.ctx.fault_off(name, t)
 

@@ -64,7 +64,7 @@ def run_gameday(gd: GameDay, hypothesis: Hypothesis, settings: ProofSettings, ou
     verdict = judge_experiment(
         gd.experiment.name, gd.experiment.expected, hypothesis, stats,
         switch=_switch_outcome(gd, proof), new_version=gd.new_version,
-        fault_starts=[t for t in state["fault_starts"] if t is not None],
+        fault_starts=state["fault_starts"],
         aborted_before=state.get("aborted_before", ""),
         data={"acknowledged": d.acknowledged, "lost": lost, "error": d.error},
         removal_errors=gd.injector.errors,

@@ -100,19 +100,13 @@ class KindProvider(ClusterProvider):
             raise PlatformError(str(exc)) from None
 
     def kill(self, platform: Any, replica: ReplicaInfo, sig: int) -> None:
-        container = platform.layout.container
         name = signals.Signals(sig).name
-        pod = platform.api.call(f"read pod {replica.name}", platform.core.read_namespaced_pod,
-                                replica.name, platform.namespace)
-        status = next((s for s in pod.status.container_statuses or []
-                       if s.name == container), None)
-        if status is None or not status.container_id:
-            raise PlatformError(f"{replica.name} has no running {container} container")
+        container_id = _container_id(platform, replica)
         # stamped as it is sent: `docker exec` returns tens of ms after the signal lands
         platform.events.emit(Source.FAULT, EventName.REPLICA_KILLED, color=replica.color,
                              replica=replica.name, signal=name)
         try:
-            signal_container(platform.cluster, status.container_id, name)
+            signal_container(platform.cluster, container_id, name)
         except ProviderError as exc:
             platform.events.emit(Source.FAULT, EventName.REPLICA_KILL_FAILED,
                                  color=replica.color, replica=replica.name, error=str(exc))
@@ -159,6 +153,8 @@ def netem_container(cluster: Cluster, container_id: str, qdisc: list[str] | None
 
 
 def _container_id(platform: Any, replica: ReplicaInfo) -> str:
+    """The ID of ``replica``'s app container, read from its pod's status; PlatformError when
+    it has no running one."""
     container = platform.layout.container
     pod = platform.api.call(f"read pod {replica.name}", platform.core.read_namespaced_pod,
                             replica.name, platform.namespace)
