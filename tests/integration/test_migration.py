@@ -98,7 +98,10 @@ def test_breaking_migration_is_caught_before_the_switch(tmp_path, release):
         assert blue_failed, "the breaking migration made none of blue's requests fail"
         explained = proof.explain()
         # the verdict's reasons: blue's failures on the routes the load sent, after the migration
-        assert any("(blue)" in r and "migrate v1.2.0 while blue serves" in r
+        # began (the window is named after the last step started before its first failure: the
+        # migration's, or a check's that started before the first failing request was answered)
+        after_migration = ("migrate v1.2.0 while blue serves",) + CAUGHT_AT
+        assert any("(blue)" in r and any(f"'{step}'" in r for step in after_migration)
                    for r in proof.verdict.reasons), explained
         routes = {r.route for r in blue_failed}
         assert any(route in explained for route in routes), explained
