@@ -95,7 +95,12 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         # (the verdict then says "not measured")
         (FaultSpec("flapping-readiness", "old", {"period_s": 5.0, "index": "busiest"},
                    at="before find active", until="before scale down"),),
-        Expected("completed", max_failed=0),
+        # latency may rise: while the flapping replica is out of the endpoints the others take
+        # its share (half the capacity with two replicas), and on one machine the new
+        # version's start and the old one's exit take the CPU as well (on kind, 302 of 3,228
+        # answers over 1 s, medians up to 660 ms in those seconds, none failed); the hypothesis,
+        # latency included, must hold again after the rollbacks
+        Expected("completed", max_failed=0, latency_held=False),
         "a replica going in and out of the endpoints costs no request"),
     Experiment(
         "network-delay-in-green", "200 ms of network delay on the new version's pods", "switch",
