@@ -32,15 +32,16 @@ def test_healthy_deployment_passes_every_suite(tmp_path):
     service's idle-connection close (after 0.5 s idle) can slip past its 1 s drain window: the
     shutdown rule for connections still open at the drain's end is a note in this run (it has
     its own controls in tests/integration/test_zero_downtime.py, a failing drain and a passing
-    one). Likewise the p99 ratio rule: three proofs under load on two cores at once put a
-    half-second scheduling stall into some switch window's p99 (511 ms against 23 ms before, in
-    one CI run, with no request failed); the p99 rule has its own controls in
-    test_zero_downtime.py, which run one proof at a time. Every other rule, p50's included,
-    still decides."""
+    one). Likewise the p99 ratio rule: the proofs under load beside the other suites'
+    concurrency checks, on two cores, once put a half-second scheduling stall into a switch
+    window's p99 (511 ms against 23 ms before, in one CI run, with no request failed); the p99
+    rule has its own controls in test_zero_downtime.py, which run nothing beside a proof.
+    Every other rule, p50's included, still decides. The canary's own controls are in
+    test_canary_suite.py."""
     junit = tmp_path / "junit.xml"
     done = run_pytest("suites", "-n", "2", "--dist", "loadgroup", "--replicas", "1", "--alluredir",
                       str(tmp_path / "allure"), f"--junitxml={junit}", "--allow-open-at-drain-end",
-                      "--latency-p99-ratio", "0", "-m", "not canary")  # the canary's own controls: test_canary_suite.py
+                      "--latency-p99-ratio", "0", "-m", "not canary")
     assert done.returncode == 0, done.stdout[-3000:]
     cases = ET.parse(junit).getroot().iter("testcase")
     targets = {p.get("value") for c in cases for p in c.iter("property")
