@@ -6,19 +6,13 @@ which gave the reference service multi-second write tails under load; the queue 
 from __future__ import annotations
 
 import threading
-import time
 from decimal import Decimal
 
 import pytest
 
-from payment_service import migrations, storage
+from payment_service import storage
 
-
-def wait_until(pred, timeout: float = 5.0) -> None:
-    end = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < end, "condition not reached"
-        time.sleep(0.001)
+from .conftest import add_account, fresh_db, wait_until
 
 
 def test_waiters_get_the_lock_in_the_order_they_asked():
@@ -36,7 +30,7 @@ def test_waiters_get_the_lock_in_the_order_they_asked():
         t = threading.Thread(target=waiter, args=(i,))
         t.start()
         threads.append(t)
-        wait_until(lambda: len(q._waiters) == i + 1)   # i queued before i + 1 asks
+        wait_until(lambda: len(q._waiters) == i + 1, 5, f"waiter {i} queued", 0.001)  # before i + 1 asks
     # a newcomer arriving while the lock is handed over must queue behind all eight
     late = threading.Thread(target=waiter, args=(99,))
     q.release()
@@ -57,7 +51,7 @@ def test_a_waiter_that_runs_out_of_time_leaves_the_queue_and_the_rest_still_get_
     assert got == [False] and not q._waiters
     patient = threading.Thread(target=lambda: got.append(q.acquire(5)))
     patient.start()
-    wait_until(lambda: len(q._waiters) == 1)
+    wait_until(lambda: len(q._waiters) == 1, 5, "the patient waiter queued", 0.001)
     q.release()
     patient.join(5)
     assert got == [False, True] and q._held
@@ -65,13 +59,10 @@ def test_a_waiter_that_runs_out_of_time_leaves_the_queue_and_the_rest_still_get_
     assert not q._held
 
 
-def test_a_write_with_no_turn_in_time_is_database_unavailable_and_sqlite_only(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'p.db'}"
+def test_a_write_with_no_turn_in_time_is_database_unavailable_and_sqlite_only(tmp_path, template_db, monkeypatch):
+    url = fresh_db(template_db, tmp_path)
+    add_account(url, "acct_q")
     engine = storage.create_engine(url)
-    migrations.apply(storage.write_engine(engine), log=lambda _m: None)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("INSERT INTO accounts (id, currency, balance_minor, updated_at_us) "
-                             "VALUES ('acct_q', 'EUR', 0, 0)")
     store = storage.Store(engine)
     assert store._write_queue is not None
     credit = {"account_id": "acct_q", "type": "credit", "amount": Decimal("1.00")}
