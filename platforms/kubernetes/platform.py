@@ -60,7 +60,11 @@ class KubeConfig:
     propagation_s: float = 2.0       # EndpointSlice -> kube-proxy, generously
     prestop_seconds: float | None = None  # None: the manifests' own; 0: none (negative control)
     env: dict[str, str] = field(default_factory=dict)  # app variables on both colours
-    route_answers: int = 6           # fresh-connection answers wait_routed wants in a row
+    # fresh-connection answers wait_routed wants in a row. While kube-proxy still holds one
+    # old pod beside one new one, each answer is the new pod's by a coin flip: 6 in a row
+    # take 126 answers on average, a second or two of such lag (a CI run then saw the old
+    # pod after 'routed'); 16 in a row take about 131,000.
+    route_answers: int = 16
     load_from: str = "here"          # "cluster": Locust in a Job of the namespace (load_job.py)
     harness_image: str = "zerodrop/harness:dev"
     profile: profiles.Profile | None = None  # the service under test (None: the reference)
