@@ -52,11 +52,18 @@ def test_kill_old_during_switch_fails_when_the_service_drops_on_sigterm(tmp_path
 
 
 def test_sigkill_budget_is_broken_by_failures_the_kill_cannot_explain(tmp_path):
-    """Failures are allowed only right after the kill: a new version that fails a fifth of
-    the load's balance reads (of the load's own accounts, which no smoke or post-deploy check
-    reads, so the switch itself completes) breaks the budget even though a kill happened."""
+    """Failures are allowed only right after the kill: a new version that fails every balance
+    read of the load's own accounts (which no smoke or post-deploy check reads, so the switch
+    itself completes) breaks the budget even though a kill happened.
+
+    Every read, not a fifth of them: the kill comes under a second after the switch and the
+    method ends about 3 s after the kill, inside the 5 s a kill may explain, so only failures
+    before the kill are "late"; with a fifth failing, one CI run had none in that second and
+    30 after it (under the 60 allowed), and only the steady state after the rollbacks caught
+    the fault. Failing every read puts both rules of the budget over (about 150 failures,
+    some before the kill)."""
     done, report = gameday(tmp_path, "sigkill-old-during-switch", "--gameday-release-faults",
-                           '{"error_rate": 0.2, "error_routes": "/api/accounts/load-account"}')
+                           '{"error_rate": 1.0, "error_routes": "/api/accounts/load-account"}')
     assert done.returncode == 1, done.stdout[-3000:]
     assert held(report, "failures while the method ran") is False, report["reasons"]
     assert held(report, "the switch") is True, report["reasons"]
