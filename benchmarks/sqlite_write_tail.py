@@ -42,7 +42,7 @@ def _writer_process(url: str, threads: int, seconds: float, queue_on: bool, star
     errors = [0]
     lock = threading.Lock()
 
-    def run(i: int) -> None:
+    def run() -> None:
         mine: list[float] = []
         bad = 0
         while time.time() < start_at:
@@ -62,7 +62,7 @@ def _writer_process(url: str, threads: int, seconds: float, queue_on: bool, star
             latencies.extend(mine)
             errors[0] += bad
 
-    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    workers = [threading.Thread(target=run) for _ in range(threads)]
     for w in workers:
         w.start()
     for w in workers:
